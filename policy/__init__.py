@@ -1,0 +1,3 @@
+"""The end-to-end policy and its training (comes in a later issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Thin entry points behind the one `loopdrive` command."""

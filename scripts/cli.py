@@ -1,0 +1,69 @@
+"""The ``loopdrive`` command: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module under :mod:`scripts` and exposes
+``register(subparsers)``; the modules are imported only when the command line asks
+for them, so ``loopdrive --help`` stays fast. User mistakes (a missing file, a bad
+value) end with one ``loopdrive: error: ...`` line and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sim.errors import LoopdriveError
+
+__all__ = ["main", "build_parser"]
+
+#: subcommand -> (module under scripts/, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("scripts.demo", "the main job on the embedded simulator: town, route, picture"),
+    "map": ("scripts.map_cmd", "show, generate and check OpenDRIVE maps"),
+    "route": ("scripts.route_cmd", "plan CARLA Leaderboard routes on a map"),
+}
+
+EXIT_USAGE = 2
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loopdrive",
+        description="Closed-loop driving simulator for end-to-end policies.",
+        epilog="Run 'loopdrive COMMAND --help' for the options of a command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = _wanted_command(argv)
+    for name, (module, help_text) in COMMANDS.items():
+        if wanted is None or wanted == name:
+            importlib.import_module(module).register(sub.add_parser(name, help=help_text, description=help_text))
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _wanted_command(argv: list[str] | None) -> str | None:
+    for arg in argv or []:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LoopdriveError as exc:
+        print(f"loopdrive: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("loopdrive: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

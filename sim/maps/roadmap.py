@@ -1,0 +1,489 @@
+"""The one map type the rest of loopdrive uses.
+
+:class:`RoadMap` wraps ``carla.Map(name, xodr_text)`` from the ``carla`` client
+package, which parses OpenDRIVE offline (no server). From it the map extracts, once,
+the driving lanes as dense centre lines (a point every ``resolution_m``), their
+widths, markings and allowed lane changes, the lane topology, junctions and signals.
+
+Frames and units: positions are in CARLA's world frame (x forward, y right, z up,
+metres; y is the negated OpenDRIVE y). Inside loopdrive angles are radians; the
+conversion from CARLA's degrees happens here, in :func:`_yaw_rad`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import IntEnum
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from sim.errors import MapError
+
+__all__ = [
+    "LaneKey",
+    "Lane",
+    "LaneChange",
+    "Marking",
+    "Signal",
+    "Junction",
+    "LanePosition",
+    "RoadMap",
+    "DEFAULT_SPEED_LIMIT_MPS",
+]
+
+#: Speed limit for roads whose OpenDRIVE ``<type>`` gives none (50 km/h, urban default).
+DEFAULT_SPEED_LIMIT_MPS = 50.0 / 3.6
+
+_SPEED_UNITS_TO_MPS = {"m/s": 1.0, "km/h": 1.0 / 3.6, "mph": 0.44704}
+
+
+class LaneKey(NamedTuple):
+    """An OpenDRIVE lane: road id, lane-section index within the road, lane id."""
+
+    road_id: int
+    section_id: int
+    lane_id: int
+
+
+class LaneChange(IntEnum):
+    """Lane changes the marking on a side allows (bit flags, as ``carla.LaneChange``)."""
+
+    NONE = 0
+    RIGHT = 1
+    LEFT = 2
+    BOTH = 3
+
+
+class Marking(IntEnum):
+    """Lane-marking types (a subset of ``carla.LaneMarkingType``, same names)."""
+
+    NONE = 0
+    BROKEN = 1
+    SOLID = 2
+    SOLID_SOLID = 3
+    SOLID_BROKEN = 4
+    BROKEN_SOLID = 5
+    BROKEN_BROKEN = 6
+    BOTTS_DOTS = 7
+    GRASS = 8
+    CURB = 9
+    OTHER = 10
+
+
+_MARKING_BY_NAME = {m.name.replace("_", ""): m for m in Marking}
+
+
+def _marking(carla_marking) -> tuple[Marking, str]:
+    if carla_marking is None:  # lanes without a <roadMark>
+        return Marking.NONE, "none"
+    name = str(carla_marking.type).replace("_", "").upper()
+    return _MARKING_BY_NAME.get(name, Marking.OTHER), str(carla_marking.color).lower()
+
+
+def _yaw_rad(carla_yaw_deg: float) -> float:
+    """CARLA yaw (degrees, any range) to radians in (-pi, pi]."""
+    return math.remainder(math.radians(carla_yaw_deg), 2.0 * math.pi)
+
+
+@dataclass
+class Lane:
+    """A driving lane as a dense centre line, in driving direction.
+
+    Arrays have one row per point; ``s_m`` is the distance along the lane from its
+    start (the point where traffic enters it).
+    """
+
+    key: LaneKey
+    xyz_m: np.ndarray  # (N, 3) float64, CARLA world frame
+    yaw_rad: np.ndarray  # (N,)
+    width_m: np.ndarray  # (N,)
+    s_m: np.ndarray  # (N,)
+    lane_change: np.ndarray  # (N,) int8, LaneChange flags
+    left_marking: np.ndarray  # (N,) int8, Marking
+    right_marking: np.ndarray  # (N,) int8, Marking
+    left_color: str
+    right_color: str
+    junction_id: int  # -1 outside junctions
+    speed_limit_mps: float
+    successors: list[LaneKey] = field(default_factory=list)
+    predecessors: list[LaneKey] = field(default_factory=list)
+    left: LaneKey | None = None  # adjacent driving lane, same direction, on the left
+    right: LaneKey | None = None  # adjacent driving lane, same direction, on the right
+
+    @property
+    def length_m(self) -> float:
+        return float(self.s_m[-1])
+
+    @property
+    def in_junction(self) -> bool:
+        return self.junction_id >= 0
+
+    def point_at(self, s_m: float) -> tuple[np.ndarray, float]:
+        """Centre-line position (x, y, z) and yaw at distance ``s_m`` along the lane."""
+        s = float(np.clip(s_m, 0.0, self.length_m))
+        i = int(np.clip(np.searchsorted(self.s_m, s, side="right") - 1, 0, len(self.s_m) - 2))
+        ds = self.s_m[i + 1] - self.s_m[i]
+        t = 0.0 if ds <= 0 else (s - self.s_m[i]) / ds
+        xyz = self.xyz_m[i] * (1.0 - t) + self.xyz_m[i + 1] * t
+        dyaw = math.remainder(self.yaw_rad[i + 1] - self.yaw_rad[i], 2.0 * math.pi)
+        return xyz, math.remainder(self.yaw_rad[i] + t * dyaw, 2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A signal or landmark from the OpenDRIVE file (traffic light, stop sign, ...)."""
+
+    id: str
+    kind: str  # "traffic_light", "stop", "yield", "speed_limit" or "other"
+    type: str  # OpenDRIVE type code, e.g. "1000001", "206", "274"
+    name: str
+    road_id: int
+    s_m: float
+    xyz_m: tuple[float, float, float]
+    yaw_rad: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Junction:
+    """A junction: its id, the connecting lanes in it and a bounding box (x, y)."""
+
+    id: int
+    lanes: tuple[LaneKey, ...]
+    min_xy: tuple[float, float]
+    max_xy: tuple[float, float]
+
+
+class LanePosition(NamedTuple):
+    """Where a world position lies on a lane."""
+
+    key: LaneKey
+    index: int  # nearest centre-line point
+    s_m: float  # distance along the lane
+    lateral_m: float  # signed offset from the centre line, positive to the right
+    distance_m: float  # distance from the centre line (x, y)
+
+
+def _signal_kind(type_code: str, name: str) -> str:
+    lname = name.lower()
+    if type_code == "1000001" or "light" in lname:
+        return "traffic_light"
+    if type_code == "206" or "stop" in lname:
+        return "stop"
+    if type_code == "205" or "yield" in lname:
+        return "yield"
+    if type_code == "274" or "speed" in lname:
+        return "speed_limit"
+    return "other"
+
+
+def _road_speed_limits(xodr_text: str) -> dict[int, float]:
+    """Speed limit (m/s) per road id from the ``<type><speed>`` records (first one)."""
+    limits: dict[int, float] = {}
+    try:
+        root = ET.fromstring(xodr_text)
+    except ET.ParseError:
+        return limits
+    for road in root.iter("road"):
+        try:
+            rid = int(road.get("id", ""))
+        except ValueError:
+            continue
+        for speed in road.iter("speed"):
+            try:
+                value = float(speed.get("max", ""))
+            except ValueError:
+                continue
+            factor = _SPEED_UNITS_TO_MPS.get(speed.get("unit", "m/s").strip(), 1.0)
+            if value > 0:
+                limits[rid] = value * factor
+                break
+    return limits
+
+
+def content_hash(text: str) -> str:
+    """The SHA-256 of an OpenDRIVE text, which keys every cache built from a map."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class RoadMap:
+    """A parsed OpenDRIVE map with its driving lanes, topology, junctions and signals.
+
+    Build one with :meth:`from_xodr` or :func:`sim.maps.load_map`. Lanes are traced
+    once at construction (about a second for the largest CARLA towns).
+    """
+
+    def __init__(self, name: str, xodr_text: str, *, source: str = "", resolution_m: float = 1.0):
+        import carla  # the offline OpenDRIVE parser; no server is contacted
+
+        if resolution_m <= 0:
+            raise MapError(f"{name}: resolution_m must be positive, got {resolution_m}")
+        self.name = name
+        self.source = source or name
+        self.xodr_text = xodr_text
+        self.resolution_m = resolution_m
+        self.content_hash = content_hash(xodr_text)
+        try:
+            self.carla_map = carla.Map(name, xodr_text)
+        except RuntimeError as exc:  # carla raises RuntimeError on unparsable files
+            raise MapError(f"{self.source}: not a valid OpenDRIVE map ({exc})") from None
+        self._speed_limits = _road_speed_limits(xodr_text)
+        self.lanes: dict[LaneKey, Lane] = self._trace_lanes()
+        if not self.lanes:
+            raise MapError(f"{self.source}: the OpenDRIVE map has no driving lanes")
+        self._link_neighbours()
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_xodr(cls, name: str, xodr_text: str, **kwargs) -> RoadMap:
+        return cls(name, xodr_text, **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs) -> RoadMap:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise MapError(f"{path}: no such map file") from None
+        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+            raise MapError(f"{path}: cannot read the map file ({exc.__class__.__name__})") from None
+        if "<OpenDRIVE" not in text[:4096]:
+            raise MapError(f"{path}: not an OpenDRIVE file (no <OpenDRIVE> root element)")
+        return cls(path.stem, text, source=str(path), **kwargs)
+
+    @staticmethod
+    def _key(wp) -> LaneKey:
+        return LaneKey(wp.road_id, wp.section_id, wp.lane_id)
+
+    def _lane_starts(self) -> tuple[dict[LaneKey, object], list[tuple[LaneKey, object]]]:
+        starts: dict[LaneKey, object] = {}
+        edges = []
+        for a, b in self.carla_map.get_topology():
+            starts.setdefault(self._key(a), a)
+            edges.append((self._key(a), b))
+        # Lanes without successors (dead ends) start no topology edge. Their first
+        # point is the generated waypoint furthest upstream (``previous_until_lane_start``
+        # crashes the carla 0.9.16 client on lanes without a predecessor).
+        for wp in self.carla_map.generate_waypoints(self.resolution_m):
+            key = self._key(wp)
+            if key in starts and not isinstance(starts[key], tuple):
+                continue
+            upstream = wp.s if key.lane_id < 0 else -wp.s
+            if key not in starts or upstream < starts[key][0]:
+                starts[key] = (upstream, wp)
+        return {k: (v[1] if isinstance(v, tuple) else v) for k, v in starts.items()}, edges
+
+    def _trace_lanes(self) -> dict[LaneKey, Lane]:
+        starts, edges = self._lane_starts()
+
+        def loc(wp) -> tuple[float, float]:
+            return wp.transform.location.x, wp.transform.location.y
+
+        # A topology edge (a, b) is a real successor when b is the start of its lane;
+        # a "successor" at the far end of the lane itself marks a dead end.
+        succ: dict[LaneKey, list] = defaultdict(list)
+        for ka, b in edges:
+            kb = self._key(b)
+            if kb in starts and math.dist(loc(b), loc(starts[kb])) <= 0.5:
+                succ[ka].append(b)
+        lanes: dict[LaneKey, Lane] = {}
+        for key, start in starts.items():
+            wps = [start, *start.next_until_lane_end(self.resolution_m)]
+            wps = [w for w in wps if self._key(w) == key] or [start]
+            # Tracing stops up to one step short of the lane end; the successor's
+            # first point is the exact end, so joins have no gap.
+            if succ.get(key) and math.dist(loc(wps[-1]), loc(succ[key][0])) > 0.02:
+                wps.append(succ[key][0])
+            if len(wps) < 2:
+                wps = [start, *start.next(min(self.resolution_m, 0.5))[:1]]
+            lanes[key] = self._lane_from_waypoints(key, wps)
+        for ka, bs in succ.items():
+            for b in bs:
+                kb = self._key(b)
+                if ka in lanes and kb not in lanes[ka].successors:
+                    lanes[ka].successors.append(kb)
+                    lanes[kb].predecessors.append(ka)
+        return lanes
+
+    def _lane_from_waypoints(self, key: LaneKey, wps: list) -> Lane:
+        n = len(wps)
+        xyz = np.empty((n, 3))
+        yaw = np.empty(n)
+        width = np.empty(n)
+        change = np.empty(n, np.int8)
+        left = np.empty(n, np.int8)
+        right = np.empty(n, np.int8)
+        for i, w in enumerate(wps):
+            loc = w.transform.location
+            xyz[i] = (loc.x, loc.y, loc.z)
+            yaw[i] = _yaw_rad(w.transform.rotation.yaw)
+            width[i] = w.lane_width
+            change[i] = int(w.lane_change)
+            left[i] = _marking(w.left_lane_marking)[0]
+            right[i] = _marking(w.right_lane_marking)[0]
+        seg = np.hypot(np.diff(xyz[:, 0]), np.diff(xyz[:, 1]))
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        w0 = wps[0]
+        junction_id = w0.junction_id if w0.is_junction else -1
+        return Lane(
+            key=key,
+            xyz_m=xyz,
+            yaw_rad=yaw,
+            width_m=width,
+            s_m=s,
+            lane_change=change,
+            left_marking=left,
+            right_marking=right,
+            left_color=_marking(w0.left_lane_marking)[1],
+            right_color=_marking(w0.right_lane_marking)[1],
+            junction_id=junction_id,
+            speed_limit_mps=self._speed_limits.get(key.road_id, DEFAULT_SPEED_LIMIT_MPS),
+        )
+
+    def _link_neighbours(self) -> None:
+        """Adjacent same-direction driving lanes (lane ids of the same sign, one apart)."""
+        for key, lane in self.lanes.items():
+            step = -1 if key.lane_id < 0 else 1  # away from the centre line = to the right
+            right = LaneKey(key.road_id, key.section_id, key.lane_id + step)
+            left = LaneKey(key.road_id, key.section_id, key.lane_id - step)
+            lane.right = right if right in self.lanes else None
+            lane.left = left if left in self.lanes and left.lane_id != 0 else None
+
+    # -- queries --------------------------------------------------------------------
+
+    @cached_property
+    def _points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keys = list(self.lanes)
+        xy = np.concatenate([self.lanes[k].xyz_m[:, :2] for k in keys])
+        owner = np.concatenate([np.full(len(self.lanes[k].s_m), i) for i, k in enumerate(keys)])
+        index = np.concatenate([np.arange(len(self.lanes[k].s_m)) for k in keys])
+        return xy, owner, index
+
+    @cached_property
+    def _kdtree(self):
+        from scipy.spatial import cKDTree
+
+        return cKDTree(self._points[0])
+
+    @cached_property
+    def _keys(self) -> list[LaneKey]:
+        return list(self.lanes)
+
+    def project(self, x: float, y: float, *, k: int = 8, yaw_rad: float | None = None) -> LanePosition:
+        """The nearest driving-lane centre line to (x, y).
+
+        With ``yaw_rad`` given, lanes heading within 90° of it are preferred, so a
+        position on a two-way road projects onto the lane driven in that direction.
+        """
+        _, owner, index = self._points
+        k = min(k, len(owner))
+        dist, idx = self._kdtree.query((x, y), k=k)
+        dist, idx = np.atleast_1d(dist), np.atleast_1d(idx)
+        best = None
+        for d, i in zip(dist, idx, strict=True):
+            lane = self.lanes[self._keys[owner[i]]]
+            j = int(index[i])
+            if yaw_rad is not None and abs(math.remainder(lane.yaw_rad[j] - yaw_rad, 2 * math.pi)) > math.pi / 2:
+                d += 1e3
+            if best is None or d < best[0]:
+                best = (d, lane, j)
+        assert best is not None
+        return self._refine(best[1], best[2], x, y)
+
+    def _refine(self, lane: Lane, j: int, x: float, y: float) -> LanePosition:
+        """Project (x, y) onto the polyline segments around point ``j``."""
+        best = None
+        for i in (j - 1, j):
+            if i < 0 or i + 1 >= len(lane.s_m):
+                continue
+            p0, p1 = lane.xyz_m[i, :2], lane.xyz_m[i + 1, :2]
+            d = p1 - p0
+            ll = float(d @ d)
+            t = 0.0 if ll == 0 else float(np.clip(((x, y) - p0) @ d / ll, 0.0, 1.0))
+            foot = p0 + t * d
+            dist = math.hypot(x - foot[0], y - foot[1])
+            if best is None or dist < best[0]:
+                cross = d[0] * (y - p0[1]) - d[1] * (x - p0[0])  # > 0: right of travel (y right)
+                lateral = math.copysign(dist, cross) if ll > 0 else dist
+                best = (dist, i if t < 0.5 else i + 1, lane.s_m[i] + t * math.sqrt(ll), lateral)
+        if best is None:  # single-point lane
+            dist = math.hypot(x - lane.xyz_m[0, 0], y - lane.xyz_m[0, 1])
+            best = (dist, 0, 0.0, dist)
+        dist, idx, s, lateral = best
+        return LanePosition(lane.key, int(idx), float(s), float(lateral), float(dist))
+
+    def lane_at(self, x: float, y: float, yaw_rad: float | None = None) -> LanePosition | None:
+        """The driving lane under (x, y), or ``None`` when the point is off every lane."""
+        pos = self.project(x, y, yaw_rad=yaw_rad)
+        lane = self.lanes[pos.key]
+        if abs(pos.lateral_m) <= 0.5 * lane.width_m[pos.index] + 1e-6:
+            return pos
+        # The nearest centre line may belong to a neighbour whose half-width is smaller.
+        pos_any = self.project(x, y)
+        lane = self.lanes[pos_any.key]
+        if abs(pos_any.lateral_m) <= 0.5 * lane.width_m[pos_any.index] + 1e-6:
+            return pos_any
+        return None
+
+    def distance_along_lane(self, key: LaneKey, x: float, y: float) -> float:
+        """Distance (m) from the start of lane ``key`` to the foot of (x, y) on it."""
+        lane = self.lanes[key]
+        d = np.hypot(lane.xyz_m[:, 0] - x, lane.xyz_m[:, 1] - y)
+        return self._refine(lane, int(np.argmin(d)), x, y).s_m
+
+    # -- summaries -------------------------------------------------------------------
+
+    @cached_property
+    def junctions(self) -> dict[int, Junction]:
+        members: dict[int, list[LaneKey]] = defaultdict(list)
+        for key, lane in self.lanes.items():
+            if lane.in_junction:
+                members[lane.junction_id].append(key)
+        result = {}
+        for jid, keys in members.items():
+            pts = np.concatenate([self.lanes[k].xyz_m[:, :2] for k in keys])
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            result[jid] = Junction(jid, tuple(keys), (float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+        return result
+
+    @cached_property
+    def signals(self) -> list[Signal]:
+        out = []
+        for lm in self.carla_map.get_all_landmarks():
+            loc = lm.transform.location
+            out.append(
+                Signal(
+                    id=str(lm.id),
+                    kind=_signal_kind(str(lm.type), str(lm.name)),
+                    type=str(lm.type),
+                    name=str(lm.name),
+                    road_id=int(lm.road_id),
+                    s_m=float(lm.s),
+                    xyz_m=(loc.x, loc.y, loc.z),
+                    yaw_rad=_yaw_rad(lm.transform.rotation.yaw),
+                    value=float(lm.value),
+                )
+            )
+        return out
+
+    @property
+    def driving_lane_km(self) -> float:
+        return sum(lane.length_m for lane in self.lanes.values()) / 1000.0
+
+    @cached_property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(min x, min y, max x, max y) of all driving-lane centre lines, metres."""
+        xy = self._points[0]
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    def __repr__(self) -> str:
+        return f"RoadMap({self.name!r}, lanes={len(self.lanes)}, junctions={len(self.junctions)})"
