@@ -1,0 +1,15 @@
+"""Small helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+MAP_HELP = "an OpenDRIVE .xodr file, an OpenStreetMap .osm extract, or generated:SEED for a procedural town"
+
+
+def add_map_argument(parser: argparse.ArgumentParser, *, flag: bool = False, nargs=None) -> None:
+    """The MAP argument every map-taking command shares (positional, or ``--map``)."""
+    if flag:
+        parser.add_argument("--map", required=True, metavar="MAP", help=MAP_HELP)
+    else:
+        parser.add_argument("map", metavar="MAP", nargs=nargs, help=MAP_HELP)
