@@ -38,7 +38,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     wanted = _wanted_command(argv)
     for name, (module, help_text) in COMMANDS.items():
         if wanted is None or wanted == name:
-            importlib.import_module(module).register(sub.add_parser(name, help=help_text, description=help_text))
+            importlib.import_module(module).register(
+                sub.add_parser(name, help=help_text, description=help_text)
+            )
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser

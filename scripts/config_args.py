@@ -35,7 +35,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
         dest = (prefix + f.name).replace("-", "_")
         if kind is bool:
             group.add_argument(
-                _option(f.name, prefix), dest=dest, action=argparse.BooleanOptionalAction, default=default,
+                _option(f.name, prefix),
+                dest=dest,
+                action=argparse.BooleanOptionalAction,
+                default=default,
                 help=f"{help_text} (default: {default})",
             )
             continue
@@ -43,13 +46,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
         if origin is tuple:
             inner = typing.get_args(kind)[0]
             group.add_argument(
-                _option(f.name, prefix), dest=dest, type=inner, nargs="+", default=default,
+                _option(f.name, prefix),
+                dest=dest,
+                type=inner,
+                nargs="+",
+                default=default,
                 help=f"{help_text} (default: {' '.join(map(str, default))})",
             )
             continue
         choices = f.metadata.get("choices")
         group.add_argument(
-            _option(f.name, prefix), dest=dest, type=kind, default=default, choices=choices,
+            _option(f.name, prefix),
+            dest=dest,
+            type=kind,
+            default=default,
+            choices=choices,
             help=f"{help_text} (default: {default})",
         )
 

@@ -6,6 +6,7 @@ import ast
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,9 @@ def _imports(path):
 def test_layers_point_one_way(layer):
     bad = []
     for path in sorted((ROOT / layer).rglob("*.py")):
-        bad += [f"{path.relative_to(ROOT)} imports {name}" for name in _imports(path) if name in LAYERS[layer]]
+        bad += [
+            f"{path.relative_to(ROOT)} imports {name}" for name in _imports(path) if name in LAYERS[layer]
+        ]
     assert not bad, "layer rule broken (sim <- envs <- policy <- scripts): " + "; ".join(bad)
 
 
@@ -42,9 +45,9 @@ def test_no_pickle_anywhere():
 
 
 def test_ruff_clean():
-    ruff = shutil.which("ruff") or str((ROOT / ".venv" / "bin" / "ruff"))
-    if not shutil.which(ruff):
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    ruff = Path(sys.executable).with_name("ruff")
+    ruff = str(ruff) if ruff.exists() else shutil.which("ruff")
+    assert ruff, "ruff is not installed: pip install -c constraints.txt -e '.[test]'"
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

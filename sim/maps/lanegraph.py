@@ -75,7 +75,10 @@ class LaneGraph:
         if total <= 0:
             return 0.0
         best = max(
-            (sum(self.road_map.lanes[k].length_m for k in comp) for comp in nx.strongly_connected_components(self.graph)),
+            (
+                sum(self.road_map.lanes[k].length_m for k in comp)
+                for comp in nx.strongly_connected_components(self.graph)
+            ),
             default=0.0,
         )
         return best / total

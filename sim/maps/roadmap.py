@@ -391,7 +391,10 @@ class RoadMap:
         for d, i in zip(dist, idx, strict=True):
             lane = self.lanes[self._keys[owner[i]]]
             j = int(index[i])
-            if yaw_rad is not None and abs(math.remainder(lane.yaw_rad[j] - yaw_rad, 2 * math.pi)) > math.pi / 2:
+            if (
+                yaw_rad is not None
+                and abs(math.remainder(lane.yaw_rad[j] - yaw_rad, 2 * math.pi)) > math.pi / 2
+            ):
                 d += 1e3
             if best is None or d < best[0]:
                 best = (d, lane, j)
@@ -451,7 +454,9 @@ class RoadMap:
         for jid, keys in members.items():
             pts = np.concatenate([self.lanes[k].xyz_m[:, :2] for k in keys])
             lo, hi = pts.min(axis=0), pts.max(axis=0)
-            result[jid] = Junction(jid, tuple(keys), (float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+            result[jid] = Junction(
+                jid, tuple(keys), (float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))
+            )
         return result
 
     @cached_property
