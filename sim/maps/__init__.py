@@ -34,13 +34,13 @@ def load_map(spec: str | Path, *, resolution_m: float = 1.0) -> RoadMap:
     """
     text = str(spec)
     if text.startswith(GENERATED_PREFIX):
-        from sim.maps.generator import TownConfig, generate_town
-
         seed_text = text[len(GENERATED_PREFIX) :]
         try:
             seed = int(seed_text)
         except ValueError:
             raise MapError(f"{text}: the seed after 'generated:' must be an integer") from None
+        from sim.maps.generator import TownConfig, generate_town
+
         xodr = generate_town(TownConfig(seed=seed))
         return RoadMap.from_xodr(f"generated_{seed}", xodr, source=text, resolution_m=resolution_m)
     path = Path(text)
