@@ -22,10 +22,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def check_map(spec: str, *, m_per_px: float = 0.1) -> dict:
     """Load one map, build its raster and return the report as a dict."""
-    from sim.maps.raster import build_raster
-
     from sim.maps import load_map
     from sim.maps.lanegraph import LaneGraph, lane_joins
+    from sim.maps.raster import build_raster
 
     t0 = time.perf_counter()
     road_map = load_map(spec)
