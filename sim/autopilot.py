@@ -1,0 +1,246 @@
+"""The privileged autopilot: the teacher and the labeller.
+
+It reads the true :class:`~sim.state.WorldState` (never pixels) and returns the
+control for any state, also one it did not drive into itself: the only memory it
+keeps is a hint where on the route to search (always re-validated) and the stop
+lines where it already came to a full stop.
+
+- Lateral: pure pursuit on the dense route, the look-ahead growing with speed.
+- Speed: a profile precomputed along the route from the speed limits and the
+  curvature (lateral acceleration bound), with braking ahead of slow sections.
+- Obstacles: every actor's box is extrapolated at constant velocity over a short
+  horizon; the first point where one enters the corridor swept by the ego along
+  its route becomes a leader, followed with the intelligent driver model.
+- Rules: stop for red lights and amber when there is room, full stop at stop signs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.errors import ConfigError
+from sim.state import Control, LightState, WorldState
+
+__all__ = ["AutopilotConfig", "Autopilot"]
+
+
+@dataclass(frozen=True)
+class AutopilotConfig:
+    """How the autopilot drives."""
+
+    lookahead_min_m: float = field(default=4.0, metadata={"help": "pure-pursuit look-ahead at standstill"})
+    lookahead_gain_s: float = field(default=0.7, metadata={"help": "look-ahead growth per m/s of speed"})
+    lookahead_max_m: float = field(default=14.0, metadata={"help": "largest pure-pursuit look-ahead"})
+    lateral_accel_mps2: float = field(
+        default=2.0, metadata={"help": "lateral acceleration allowed in curves"}
+    )
+    speed_factor: float = field(default=0.95, metadata={"help": "share of the speed limit to drive at"})
+    comfort_decel_mps2: float = field(default=2.5, metadata={"help": "planned braking"})
+    max_accel_mps2: float = field(default=2.0, metadata={"help": "planned acceleration"})
+    time_headway_s: float = field(default=1.2, metadata={"help": "time gap to a leader"})
+    min_gap_m: float = field(default=3.0, metadata={"help": "gap kept to a stopped leader"})
+    corridor_margin_m: float = field(
+        default=0.5, metadata={"help": "lateral margin around the swept corridor"}
+    )
+    horizon_s: float = field(default=2.5, metadata={"help": "how far ahead actor motion is extrapolated"})
+    scan_m: float = field(default=45.0, metadata={"help": "how far along the route obstacles are looked for"})
+
+    def __post_init__(self) -> None:
+        for f in self.__dataclass_fields__:
+            value = getattr(self, f)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"autopilot.{f} must be a positive number, got {value}")
+
+
+def _wrap(a):
+    return np.remainder(a + np.pi, 2 * np.pi) - np.pi
+
+
+class Autopilot:
+    """Drives one route. ``vehicle`` gives wheelbase_m, max_steer_rad, max_accel_mps2,
+    max_brake_mps2, length_m and width_m (a :class:`sim.vehicle.VehicleParams`)."""
+
+    _TIMES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+
+    def __init__(self, route, speed_limits_mps: np.ndarray, vehicle, config: AutopilotConfig | None = None):
+        self.config = config or AutopilotConfig()
+        self.route = route
+        self.vehicle = vehicle
+        self.xy = np.ascontiguousarray(route.xyz_m[:, :2])
+        self.s = np.asarray(route.s_m, dtype=np.float64)
+        self.yaw = np.asarray(route.yaw_rad, dtype=np.float64)
+        self.profile = self._speed_profile(np.asarray(speed_limits_mps, dtype=np.float64))
+        self._stop_index = self._stop_lines()
+        self._times = self._TIMES[self.config.horizon_s + 1e-9 >= self._TIMES]
+        self.reset()
+
+    def reset(self) -> None:
+        self._hint = 0
+        self._served: set[int] = set()
+
+    # -- precomputation -------------------------------------------------------------
+
+    def _speed_profile(self, limits: np.ndarray) -> np.ndarray:
+        """Allowed speed at each route point: limit, curvature, and braking ahead."""
+        c = self.config
+        n = len(self.s)
+        yaw = np.unwrap(self.yaw)
+        k = 3
+        kappa = np.zeros(n)
+        if n > 2 * k:
+            dyaw = np.abs(yaw[2 * k :] - yaw[: -2 * k]) / np.maximum(self.s[2 * k :] - self.s[: -2 * k], 1e-3)
+            kappa[k:-k] = dyaw
+        v_curve = np.sqrt(c.lateral_accel_mps2 / np.maximum(kappa, 1e-6))
+        v = np.minimum(c.speed_factor * limits, v_curve)
+        v[-1] = 0.0  # stop at the goal
+        for i in range(n - 2, -1, -1):  # braking ahead of slow sections
+            ds = self.s[i + 1] - self.s[i]
+            v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2.0 * c.comfort_decel_mps2 * ds))
+        return v
+
+    def _stop_lines(self) -> dict:
+        """Route index of the last point on each lane the route leaves (its stop line)."""
+        keys = self.route.lane_keys
+        out = {}
+        for i in range(len(keys) - 1):
+            if keys[i] != keys[i + 1]:
+                out[tuple(keys[i])] = i
+        return out
+
+    # -- runtime --------------------------------------------------------------------
+
+    def locate(self, x: float, y: float, yaw: float) -> int:
+        """Index of the route point nearest the ego (window search, global fallback)."""
+        lo = max(0, self._hint - 20)
+        hi = min(len(self.s), self._hint + 80)
+        d = np.hypot(self.xy[lo:hi, 0] - x, self.xy[lo:hi, 1] - y)
+        i = lo + int(np.argmin(d))
+        if d[i - lo] > 4.0:  # lost (a reset, a takeover): search the whole route
+            d = np.hypot(self.xy[:, 0] - x, self.xy[:, 1] - y)
+            heading_ok = np.abs(_wrap(self.yaw - yaw)) < np.pi / 2
+            d = np.where(heading_ok, d, d + 1e3)
+            i = int(np.argmin(d))
+        self._hint = i
+        return i
+
+    def act(self, state: WorldState) -> Control:
+        """The control for ``state``."""
+        ego = state.ego
+        i = self.locate(ego.x_m, ego.y_m, ego.yaw_rad)
+        steer = self._steer(ego, i)
+        accel = self._accel(state, i)
+        return Control(steer=steer, accel=accel)
+
+    def _steer(self, ego, i: int) -> float:
+        c, veh = self.config, self.vehicle
+        ld = float(
+            np.clip(
+                c.lookahead_min_m + c.lookahead_gain_s * ego.speed_mps, c.lookahead_min_m, c.lookahead_max_m
+            )
+        )
+        # rear axle: pure pursuit's geometry holds there
+        rx = ego.x_m - veh.rear_axle_to_centre_m * math.cos(ego.yaw_rad)
+        ry = ego.y_m - veh.rear_axle_to_centre_m * math.sin(ego.yaw_rad)
+        j = int(np.searchsorted(self.s, self.s[i] + ld))
+        j = min(j, len(self.s) - 1)
+        tx, ty = self.xy[j]
+        alpha = math.atan2(ty - ry, tx - rx) - ego.yaw_rad
+        dist = max(math.hypot(tx - rx, ty - ry), 1.0)
+        delta = math.atan2(2.0 * veh.wheelbase_m * math.sin(alpha), dist)
+        return float(np.clip(delta / veh.max_steer_rad, -1.0, 1.0))
+
+    def _accel(self, state: WorldState, i: int) -> float:
+        ego = state.ego
+        v = ego.speed_mps
+        j = min(len(self.s) - 1, int(np.searchsorted(self.s, self.s[i] + 2.0 + 0.5 * v)))
+        v0 = float(min(self.profile[i], self.profile[j]))
+        gap, lead_v = self._obstacle_gap(state, i)
+        line = self._stop_line_gap(state, i)
+        a = self._idm(v, v0, gap, v - lead_v)
+        if line < math.inf:
+            a = min(a, self._idm(v, v0, line, v))
+        if v0 < 0.1 and v < 0.5 and self.s[-1] - self.s[i] < 3.0:
+            a = -self.vehicle.max_brake_mps2  # hold at the goal
+        if a >= 0:
+            return float(np.clip(a / self.vehicle.max_accel_mps2, 0.0, 1.0))
+        return float(np.clip(a / self.vehicle.max_brake_mps2, -1.0, 0.0))
+
+    def _idm(self, v: float, v0: float, gap: float, closing: float) -> float:
+        c = self.config
+        if gap <= 0.0:
+            return -self.vehicle.max_brake_mps2
+        free = 1.0 - (v / max(v0, 0.1)) ** 4 if v0 > 0.05 else -1.0
+        if gap == math.inf:
+            return c.max_accel_mps2 * free
+        s_star = c.min_gap_m + max(
+            0.0, v * c.time_headway_s + v * closing / (2 * math.sqrt(c.max_accel_mps2 * c.comfort_decel_mps2))
+        )
+        a = c.max_accel_mps2 * (free - (s_star / gap) ** 2)
+        return max(a, -self.vehicle.max_brake_mps2)
+
+    def _obstacle_gap(self, state: WorldState, i: int) -> tuple[float, float]:
+        """Distance (front bumper to the actor's near side) along the route to the first
+        actor that is or will be in the corridor, and its speed along the route."""
+        actors = state.actors
+        if len(actors) == 0:
+            return math.inf, 0.0
+        c, veh = self.config, self.vehicle
+        j = int(np.searchsorted(self.s, self.s[i] + c.scan_m))
+        pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self.s[i]
+        if len(pts) == 0:
+            return math.inf, 0.0
+        rel = actors.xyz_m[:, :2] - pts[0]
+        near = np.hypot(rel[:, 0], rel[:, 1]) < c.scan_m + 30.0
+        if not near.any():
+            return math.inf, 0.0
+        pos, vel = actors.xyz_m[near, :2], actors.velocity_mps[near]
+        hl, hw, ayaw = actors.half_extent_m[near, 0], actors.half_extent_m[near, 1], actors.yaw_rad[near]
+        # (A, T, 2) predicted centres; distance to every corridor point: (A, T, M)
+        pred = pos[:, None, :] + vel[:, None, :] * self._times[None, :, None]
+        d = np.hypot(pred[..., 0, None] - pts[None, None, :, 0], pred[..., 1, None] - pts[None, None, :, 1])
+        rel_yaw = np.abs(np.sin(ayaw[:, None] - yaws[None, :]))  # (A, M)
+        lateral_extent = hw[:, None] + (hl - hw)[:, None] * rel_yaw
+        hit = d < (0.5 * veh.width_m + c.corridor_margin_m + lateral_extent)[:, None, :]
+        if not hit.any():
+            return math.inf, 0.0
+        first_m = np.where(hit.any(axis=1), np.argmax(hit.any(axis=1), axis=1), len(pts))  # (A,)
+        a = int(np.argmin(first_m))
+        m = int(first_m[a])
+        along_extent = hl[a] * math.sqrt(max(0.0, 1 - rel_yaw[a, m] ** 2)) + hw[a] * rel_yaw[a, m]
+        gap = float(ss[m] - 0.5 * veh.length_m - along_extent)
+        lead_v = float(vel[a, 0] * math.cos(yaws[m]) + vel[a, 1] * math.sin(yaws[m]))
+        return gap, max(lead_v, 0.0)
+
+    def _stop_line_gap(self, state: WorldState, i: int) -> float:
+        """Distance from the front bumper to the nearest stop line the ego must stop at."""
+        signals = state.signals
+        if len(signals) == 0:
+            return math.inf
+        v = state.ego.speed_mps
+        best = math.inf
+        for row, key in enumerate(signals.lanes):
+            line_i = self._stop_index.get(tuple(key))
+            if line_i is None or line_i < i - 1:
+                continue
+            dist = float(self.s[line_i] - self.s[i]) - 0.5 * self.vehicle.length_m
+            if dist > 60.0:
+                continue
+            st = int(signals.state[row])
+            if self._must_stop(st, dist, v, line_i):
+                best = min(best, dist)
+        return best
+
+    def _must_stop(self, st: int, dist: float, v: float, line_i: int) -> bool:
+        if st == LightState.RED:
+            return dist > -1.0
+        if st == LightState.YELLOW:
+            return dist > v * v / (2.0 * self.vehicle.max_brake_mps2 * 0.6)
+        if st == LightState.STOP and line_i not in self._served:
+            if v < 0.05 and dist < 3.0:
+                self._served.add(line_i)
+                return False
+            return dist > -1.0
+        return False

@@ -1,0 +1,642 @@
+"""NPC vehicle traffic: lane following on random routes, IDM car following, signals,
+stop signs and first-come-first-served yielding at junctions.
+
+NPC vehicles are lane-locked: each holds a lane, a distance ``s`` along it and a
+short random path of the lanes it will take next. Per tick one compiled kernel
+(:func:`_traffic_step`) finds every NPC's nearest constraint ahead - the leader on
+its path (another NPC or the ego), a walker in front, or the stop line when its
+light is red or amber, its stop sign is not yet served, or its junction is not
+free - turns it into an IDM acceleration and advances it.
+
+Junction priority rule (unsignalled junctions, and every junction as a safety net):
+a vehicle enters a junction connecting lane only after it reserves it, and it may
+reserve it only when it is the first vehicle before the stop line, no vehicle is on
+or has reserved a conflicting connecting lane (crossing or merging, from
+:mod:`sim.signals`), the ego is neither on nor about to enter a conflicting lane, and
+the exit lane has room for it. Reservations are granted in tick order, then by
+NPC index, so the first to arrive goes first; they are released when the vehicle
+leaves the junction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from sim.errors import LoopdriveError
+from sim.lanetable import LaneTable, lane_pose
+from sim.scenario import TrafficConfig
+from sim.state import ActorType, LightState
+from sim.vehicle import VEHICLE_PARAMS
+
+__all__ = ["Traffic", "JunctionLanes", "PATH_LANES"]
+
+#: lanes ahead each NPC has chosen (its current lane excluded)
+PATH_LANES = 4
+#: how far ahead (m) NPCs look for leaders and stop lines
+LOOKAHEAD_M = 60.0
+#: NPCs ask for their junction lane this far (m) beyond their comfortable stopping distance
+REQUEST_MARGIN_M = 6.0
+_RED, _YELLOW, _STOP = int(LightState.RED), int(LightState.YELLOW), int(LightState.STOP)
+
+
+@dataclass(frozen=True)
+class JunctionLanes:
+    """Junction connecting lanes numbered 0..J-1 and which pairs conflict."""
+
+    jl_index: np.ndarray  # (L,) int64: lane -> junction-lane number, -1 outside junctions
+    conflict: np.ndarray  # (J, J) bool
+
+    @classmethod
+    def none(cls, lane_count: int) -> JunctionLanes:
+        return cls(np.full(lane_count, -1, np.int64), np.zeros((0, 0), np.bool_))
+
+
+# IDM parameters as a flat array for the kernel: a_max, b_comfort, T, s0, delta, b_max
+IDM_DEFAULT = np.array([1.5, 2.5, 1.2, 2.5, 4.0, 8.0])
+#: NPC types and the vehicle parameters that size them (sim.vehicle)
+NPC_TYPES = {ActorType.CAR: "car", ActorType.TRUCK: "truck", ActorType.BICYCLE: "bicycle"}
+#: lateral acceleration (m/s^2) NPCs accept in curves
+LATERAL_ACCEL_MPS2 = 2.5
+
+
+@numba.njit(cache=True)
+def _idm(v, v0, gap, closing, p):
+    """Intelligent-driver-model acceleration, bounded below by emergency braking."""
+    if gap <= 0.0:
+        return -p[5]
+    s_star = p[3] + max(0.0, v * p[2] + v * closing / (2.0 * np.sqrt(p[0] * p[1])))
+    free = (v / max(v0, 0.1)) ** p[4]
+    a = p[0] * (1.0 - free - (s_star / gap) ** 2)
+    return max(a, -p[5])
+
+
+@numba.njit(cache=True)
+def _splitmix(state):
+    """Counter-based random numbers (deterministic per NPC, no global generator)."""
+    z = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    state = z
+    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True)
+def _pick_successor(succ_off, succ, lane, rng_state, i):
+    n = succ_off[lane + 1] - succ_off[lane]
+    if n <= 0:
+        return -1
+    rng_state[i], r = _splitmix(rng_state[i])
+    return succ[succ_off[lane] + np.int64(r % np.uint64(n))]
+
+
+@numba.njit(cache=True)
+def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
+    """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path."""
+    best, best_v = np.inf, 0.0
+    ego_lane, ego_s, ego_half_len, ego_speed = int(ego[0]), ego[1], ego[2], ego[3]
+    ahead = 0.0  # distance from i to the start of the lane being scanned
+    cur = lane[i]
+    for k in range(-1, path.shape[1]):
+        if k >= 0:
+            ahead += length[cur] if k == 0 else length[path[i, k - 1]]
+            cur = path[i, k]
+            if cur < 0 or ahead - s[i] > LOOKAHEAD_M:
+                break
+        base = ahead - s[i]
+        for j in range(lane.shape[0]):
+            if j != i and lane[j] == cur and (k >= 0 or s[j] > s[i]):
+                gap = base + s[j] - half_len[i] - half_len[j]
+                if gap < best:
+                    best, best_v = gap, speed[j]
+        if ego_lane == cur and (k >= 0 or ego_s > s[i]):
+            gap = base + ego_s - half_len[i] - ego_half_len
+            if gap < best:
+                best, best_v = gap, ego_speed
+        if best < np.inf:
+            break
+    return best, best_v
+
+
+@numba.njit(cache=True)
+def _walker_gap(x, y, yaw, half_len, half_wid, walkers):
+    """Distance to the nearest walker in a corridor straight ahead (m)."""
+    best = np.inf
+    c, sn = np.cos(yaw), np.sin(yaw)
+    for w in range(walkers.shape[0]):
+        dx = walkers[w, 0] - x
+        dy = walkers[w, 1] - y
+        along = dx * c + dy * sn
+        across = -dx * sn + dy * c
+        if 0.0 < along < 25.0 and abs(across) < half_wid + 1.0:
+            gap = along - half_len - 0.6
+            if gap < best:
+                best = gap
+    return best
+
+
+@numba.njit(cache=True)
+def _claim(i, lane, path, reserved, jl_index, out):
+    """Junction lanes vehicle i is on or holds, through to the junction exit (-1 padded)."""
+    out[:] = -1
+    n = 0
+    if jl_index[lane[i]] >= 0:
+        out[n] = jl_index[lane[i]]
+        n += 1
+    elif reserved[i] < 0:
+        return 0
+    for k in range(path.shape[1]):
+        nxt = path[i, k]
+        if nxt < 0 or n >= out.shape[0]:
+            break
+        if jl_index[nxt] < 0:
+            if n > 0:
+                break  # left the junction
+            continue  # short lanes before the reserved junction lane
+        out[n] = jl_index[nxt]
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _claims_conflict(a, b, conflict):
+    for x in a:
+        if x < 0:
+            break
+        for y in b:
+            if y < 0:
+                break
+            if conflict[x, y]:
+                return True
+    return False
+
+
+@numba.njit(cache=True)
+def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim):
+    """True when i's junction lanes (``path[i, k0:]`` through to the exit) conflict with
+    no lane that another vehicle or the ego is on or holds."""
+    mine = np.full(path.shape[1] + 1, -1, np.int64)
+    for n, k in enumerate(range(k0, path.shape[1])):
+        nxt = path[i, k]
+        if nxt < 0 or jl_index[nxt] < 0:
+            break
+        mine[n] = jl_index[nxt]
+    if _claims_conflict(mine, ego_claim, conflict):
+        return False
+    theirs = np.full(path.shape[1] + 1, -1, np.int64)
+    for j in range(lane.shape[0]):
+        if (
+            j != i
+            and _claim(j, lane, path, reserved, jl_index, theirs) > 0
+            and _claims_conflict(mine, theirs, conflict)
+        ):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _exit_has_room(i, exit_lane, lane, s, half_len, ego):
+    if exit_lane < 0:
+        return True
+    room = 2.0 * half_len[i] + 2.0
+    for j in range(lane.shape[0]):
+        if j != i and lane[j] == exit_lane and s[j] - half_len[j] < room:
+            return False
+    return not (int(ego[0]) == exit_lane and ego[1] - ego[2] < room)
+
+
+@numba.njit(cache=True)
+def _must_stop_for_signal(i, state, to_line, v, stop_served, comfort_decel):
+    """Red, amber when there is room to stop, or an unserved stop sign."""
+    if state == _RED:
+        return True
+    if state == _YELLOW:
+        return to_line > 0.5 * v * v / (2.0 * comfort_decel)
+    if state == _STOP and not stop_served[i]:
+        if v < 0.2 and to_line < 3.0:
+            stop_served[i] = True  # a full stop at the line: now yield, then go
+            return False
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _junction_ahead(i, lane, s, path, length, jl_index):
+    """(k, distance): the first junction lane on i's path is ``path[i, k]`` and starts
+    ``distance`` m ahead of i's centre; k = -1 when none lies within the look-ahead.
+    Short lanes just before a junction are looked through."""
+    if jl_index[lane[i]] >= 0:
+        return -1, np.inf
+    dist = length[lane[i]] - s[i]
+    for k in range(path.shape[1]):
+        nxt = path[i, k]
+        if nxt < 0 or dist > LOOKAHEAD_M:
+            break
+        if jl_index[nxt] >= 0:
+            return k, dist
+        dist += length[nxt]
+    return -1, np.inf
+
+
+@numba.njit(cache=True)
+def _stop_line_gap(
+    i,
+    lane,
+    s,
+    speed,
+    half_len,
+    length,
+    path,
+    jl_index,
+    conflict,
+    lane_state,
+    reserved,
+    stop_served,
+    leader_gap,
+    ego,
+    ego_claim,
+    comfort_decel,
+):
+    """Gap (m) from i's front to the stop line when i must stop there; inf when it may go."""
+    k, dist = _junction_ahead(i, lane, s, path, length, jl_index)
+    if k < 0:
+        return np.inf
+    to_line = dist - half_len[i]
+    entry = lane[i] if k == 0 else path[i, k - 1]
+    if _must_stop_for_signal(i, lane_state[entry], to_line, speed[i], stop_served, comfort_decel):
+        return to_line
+    jl = jl_index[path[i, k]]
+    if reserved[i] == jl:
+        return np.inf
+    ask_at = speed[i] * speed[i] / (2.0 * comfort_decel) + REQUEST_MARGIN_M
+    if to_line > ask_at:
+        return np.inf  # too far to ask yet
+    if leader_gap < to_line:
+        return to_line  # not first in the queue: only the first vehicle may reserve
+    exit_lane = path[i, k + 1] if k + 1 < path.shape[1] else -1
+    if _junction_free(i, k, lane, path, reserved, jl_index, conflict, ego_claim) and _exit_has_room(
+        i, exit_lane, lane, s, half_len, ego
+    ):
+        reserved[i] = jl
+        return np.inf
+    return to_line
+
+
+@numba.njit(cache=True)
+def _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index):
+    """Move i onto the next lanes of its path once it passes the end of its lane."""
+    k_last = path.shape[1] - 1
+    while s[i] > length[lane[i]]:
+        nxt = path[i, 0]
+        if nxt < 0:
+            dead[i] = True  # a dead end: the owner respawns it elsewhere
+            s[i] = length[lane[i]]
+            return
+        s[i] -= length[lane[i]]
+        lane_before = lane[i]
+        lane[i] = nxt
+        for k in range(k_last):
+            path[i, k] = path[i, k + 1]
+        path[i, k_last] = (
+            -1 if path[i, k_last - 1] < 0 else _pick_successor(succ_off, succ, path[i, k_last - 1], rng, i)
+        )
+        stop_served[i] = False
+        if jl_index[nxt] >= 0 or jl_index[lane_before] >= 0:
+            reserved[i] = jl_index[nxt]  # holds the junction lane it is on; released on exit
+
+
+@numba.njit(cache=True)
+def _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limit, length):
+    """The speed i aims for: its share of the limit, slowed for curves on this and the next lane."""
+    cur = lane[i]
+    v0 = min(desired[i] * speed_limit[cur], curve_speed[cur], speed_cap[i])
+    nxt = path[i, 0]
+    if nxt >= 0 and length[cur] - s[i] < 25.0:
+        v0 = min(v0, curve_speed[nxt], desired[i] * speed_limit[nxt])
+    return v0
+
+
+@numba.njit(cache=True)
+def _traffic_step(
+    lane,
+    s,
+    speed,
+    accel,
+    desired,
+    speed_cap,
+    half_len,
+    half_wid,
+    path,
+    reserved,
+    stop_served,
+    dead,
+    rng,
+    x,
+    y,
+    yaw,
+    pt_off,
+    pxy,
+    pyaw,
+    ps,
+    length,
+    speed_limit,
+    curve_speed,
+    succ_off,
+    succ,
+    jl_index,
+    conflict,
+    lane_state,
+    ego,
+    ego_claim,
+    walkers,
+    idm,
+    dt,
+):
+    n = lane.shape[0]
+    for i in range(n):
+        if dead[i]:
+            accel[i] = 0.0
+            continue
+        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego)
+        line = _stop_line_gap(
+            i,
+            lane,
+            s,
+            speed,
+            half_len,
+            length,
+            path,
+            jl_index,
+            conflict,
+            lane_state,
+            reserved,
+            stop_served,
+            gap,
+            ego,
+            ego_claim,
+            idm[1],
+        )
+        v0 = _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limit, length)
+        a = _idm(speed[i], v0, gap, speed[i] - lead_v, idm)
+        if line < np.inf:
+            a = min(a, _idm(speed[i], v0, line, speed[i], idm))
+        wgap = _walker_gap(x[i], y[i], yaw[i], half_len[i], half_wid[i], walkers)
+        if wgap < np.inf:
+            a = min(a, _idm(speed[i], v0, wgap, speed[i], idm))
+        accel[i] = a
+    for i in range(n):
+        if dead[i]:
+            continue
+        v = max(0.0, speed[i] + accel[i] * dt)
+        s[i] += 0.5 * (speed[i] + v) * dt
+        speed[i] = v
+        _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index)
+        x[i], y[i], yaw[i] = lane_pose(pt_off, pxy, pyaw, ps, lane[i], s[i])
+
+
+def curve_speeds(table: LaneTable, lateral_accel_mps2: float = LATERAL_ACCEL_MPS2) -> np.ndarray:
+    """Per lane, the speed (m/s) at which its tightest bend (over ~3 m) needs the given
+    lateral acceleration; 100 m/s for straight lanes."""
+    out = np.full(len(table), 100.0)
+    for lane in range(len(table)):
+        lo, hi = table.pt_off[lane], table.pt_off[lane + 1]
+        if hi - lo < 4:
+            continue
+        yaw = np.unwrap(table.yaw[lo:hi])
+        s = table.s[lo:hi]
+        step = 3
+        dyaw = np.abs(yaw[step:] - yaw[:-step])
+        ds = np.maximum(s[step:] - s[:-step], 1e-3)
+        kappa = float(np.max(dyaw / ds))
+        if kappa > 1e-4:
+            out[lane] = min(100.0, math.sqrt(lateral_accel_mps2 / kappa))
+    return out
+
+
+class Traffic:
+    """The NPC vehicles of one world (struct of arrays) and their per-tick update.
+
+    ``rng`` seeds spawning and every later random choice (through per-NPC counters),
+    so a world built from the same seed replays bit for bit.
+    """
+
+    def __init__(
+        self,
+        table: LaneTable,
+        junctions: JunctionLanes,
+        config: TrafficConfig,
+        rng: np.random.Generator,
+        *,
+        idm: np.ndarray = IDM_DEFAULT,
+    ):
+        self.table = table
+        self.junctions = junctions
+        self.config = config
+        self.idm = np.asarray(idm, dtype=np.float64)
+        self._rng = rng
+        self.curve_speed = curve_speeds(table)
+        self._alloc(0)
+
+    def _alloc(self, n: int) -> None:
+        self.ids = np.arange(1, n + 1, dtype=np.int64)
+        self.type = np.zeros(n, np.int8)
+        self.lane = np.zeros(n, np.int64)
+        self.s = np.zeros(n)
+        self.speed = np.zeros(n)
+        self.accel = np.zeros(n)
+        self.desired = np.ones(n)
+        self.speed_cap = np.full(n, 40.0)
+        self.half_len = np.zeros(n)
+        self.half_wid = np.zeros(n)
+        self.height = np.zeros(n)
+        self.path = np.full((n, PATH_LANES), -1, np.int64)
+        self.reserved = np.full(n, -1, np.int64)
+        self.stop_served = np.zeros(n, np.bool_)
+        self.dead = np.zeros(n, np.bool_)
+        self.rng_state = np.zeros(n, np.uint64)
+        self.x = np.zeros(n)
+        self.y = np.zeros(n)
+        self.yaw = np.zeros(n)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def target_count(self, lane_km: float) -> int:
+        c = self.config
+        if c.vehicle_count >= 0:
+            return c.vehicle_count
+        return min(c.max_vehicles, int(round(c.vehicles_per_km * lane_km)))
+
+    def spawn(
+        self, count: int, avoid_xy: np.ndarray, avoid_radius_m: float = 20.0, min_spacing_m: float = 10.0
+    ):
+        """Place ``count`` NPCs on random non-junction lanes, spaced apart and away from
+        ``avoid_xy`` (K, 2) (the ego's start). Raises when none fits."""
+        self._alloc(count)
+        if count == 0:
+            return
+        t = self.table
+        free = np.flatnonzero((t.junction < 0) & (t.length > 12.0))
+        if len(free) == 0:
+            raise LoopdriveError(
+                "traffic: the map has no lane outside junctions long enough to spawn a vehicle on"
+            )
+        weights = t.length[free] / t.length[free].sum()
+        placed: list[tuple[float, float]] = []
+        for i in range(count):
+            self._draw_type(i)
+            for _ in range(60):
+                lane = int(self._rng.choice(free, p=weights))
+                lo, hi = self.half_len[i] + 1.0, t.length[lane] - self.half_len[i] - 1.0
+                if hi <= lo:
+                    continue
+                s = float(self._rng.uniform(lo, hi))
+                x, y, _ = t.pose(lane, s)
+                if self._clear(x, y, placed, avoid_xy, avoid_radius_m, min_spacing_m):
+                    break
+            else:
+                self._alloc_keep(i)
+                break
+            placed.append((x, y))
+            self._place(i, lane, s)
+        if len(self) == 0:
+            raise LoopdriveError(f"traffic: nowhere to spawn {count} vehicles (the map is full or too small)")
+
+    def _clear(self, x, y, placed, avoid_xy, avoid_radius_m, min_spacing_m) -> bool:
+        if len(avoid_xy) and np.min(np.hypot(avoid_xy[:, 0] - x, avoid_xy[:, 1] - y)) < avoid_radius_m:
+            return False
+        return all(math.hypot(px - x, py - y) >= min_spacing_m for px, py in placed)
+
+    def _alloc_keep(self, n: int) -> None:
+        """Truncate to the first ``n`` NPCs (when the rest could not be placed)."""
+        for name in (
+            "ids",
+            "type",
+            "lane",
+            "s",
+            "speed",
+            "accel",
+            "desired",
+            "speed_cap",
+            "half_len",
+            "half_wid",
+            "height",
+            "path",
+            "reserved",
+            "stop_served",
+            "dead",
+            "rng_state",
+            "x",
+            "y",
+            "yaw",
+        ):
+            setattr(self, name, getattr(self, name)[:n].copy())
+
+    def _draw_type(self, i: int) -> None:
+        c = self.config
+        r = self._rng.random()
+        kind = (
+            ActorType.TRUCK
+            if r < c.truck_share
+            else (ActorType.BICYCLE if r < c.truck_share + c.bicycle_share else ActorType.CAR)
+        )
+        params = VEHICLE_PARAMS[NPC_TYPES[kind]]
+        self.type[i] = int(kind)
+        self.half_len[i], self.half_wid[i] = params.length_m / 2, params.width_m / 2
+        self.height[i] = params.height_m
+        self.speed_cap[i] = min(
+            params.max_speed_mps, 8.0 if kind == ActorType.BICYCLE else params.max_speed_mps
+        )
+        self.desired[i] = float(np.clip(self._rng.normal(1.0, c.speed_factor_sigma), 0.7, 1.2))
+        self.rng_state[i] = np.uint64(self._rng.integers(0, 2**63))
+
+    def _place(self, i: int, lane: int, s: float) -> None:
+        t = self.table
+        self.lane[i], self.s[i] = lane, s
+        prev = lane
+        for k in range(PATH_LANES):
+            nxt = self._random_successor(prev)
+            self.path[i, k] = nxt
+            if nxt < 0:
+                break
+            prev = nxt
+        self.x[i], self.y[i], self.yaw[i] = t.pose(lane, s)
+        self.speed[i] = 0.0
+        self.dead[i] = False
+        self.reserved[i] = self.junctions.jl_index[lane]
+
+    def _random_successor(self, lane: int) -> int:
+        t = self.table
+        lo, hi = t.succ_off[lane], t.succ_off[lane + 1]
+        return -1 if hi <= lo else int(t.succ[lo + self._rng.integers(hi - lo)])
+
+    def respawn_dead(self, avoid_xy: np.ndarray) -> None:
+        """NPCs that reached a dead end start again elsewhere, away from the ego."""
+        for i in np.flatnonzero(self.dead):
+            t = self.table
+            free = np.flatnonzero((t.junction < 0) & (t.length > 12.0))
+            others = [(self.x[j], self.y[j]) for j in range(len(self)) if j != i and not self.dead[j]]
+            for _ in range(60):
+                lane = int(self._rng.choice(free))
+                s = float(
+                    self._rng.uniform(self.half_len[i] + 1.0, max(self.half_len[i] + 1.5, t.length[lane] - 5))
+                )
+                x, y, _ = t.pose(lane, s)
+                if self._clear(x, y, others, avoid_xy, 40.0, 10.0):
+                    self._place(i, lane, s)
+                    break
+
+    def step(
+        self,
+        dt_s: float,
+        lane_state: np.ndarray,
+        ego: np.ndarray,
+        ego_claim: np.ndarray,
+        walkers_xy: np.ndarray,
+    ) -> None:
+        """Advance every NPC by ``dt_s``.
+
+        ``lane_state`` (L,) int8 is the LightState controlling each entry lane (-1: none);
+        ``ego`` = [lane index or -1, s, half length, speed] places the ego on the lanes;
+        ``ego_claim`` (int64, -1 padded) lists the junction lanes (numbers of
+        :class:`JunctionLanes`) the ego is on or about to enter, through to the exit.
+        """
+        t, j = self.table, self.junctions
+        _traffic_step(
+            self.lane,
+            self.s,
+            self.speed,
+            self.accel,
+            self.desired,
+            self.speed_cap,
+            self.half_len,
+            self.half_wid,
+            self.path,
+            self.reserved,
+            self.stop_served,
+            self.dead,
+            self.rng_state,
+            self.x,
+            self.y,
+            self.yaw,
+            t.pt_off,
+            t.xy,
+            t.yaw,
+            t.s,
+            t.length,
+            t.speed_limit,
+            self.curve_speed,
+            t.succ_off,
+            t.succ,
+            j.jl_index,
+            j.conflict,
+            lane_state,
+            ego,
+            ego_claim,
+            walkers_xy,
+            self.idm,
+            dt_s,
+        )
