@@ -470,6 +470,28 @@ def _street_geometry(street: _Street, cfg: TownConfig) -> tuple[list[_Segment], 
     return _chain(start, pieces)
 
 
+def _connector_geometry(a: _Pose, b: _Pose) -> tuple[_Segment, ...]:
+    """Path of a connecting lane's left border from pose ``a`` to pose ``b``.
+
+    Right-angle turns are line, arc, line with the widest arc that fits (for the
+    tightest right turn the lane centre keeps a radius of ``_MOUTH_MARGIN_M`` plus the
+    sidewalk and half a lane); anything else is a cubic Hermite curve.
+    """
+    c, s = math.cos(a.hdg), math.sin(a.hdg)
+    ex = (b.x - a.x) * c + (b.y - a.y) * s
+    ey = -(b.x - a.x) * s + (b.y - a.y) * c
+    phi = math.remainder(b.hdg - a.hdg, 2.0 * math.pi)
+    if abs(abs(phi) - 0.5 * math.pi) < 1e-6:
+        to_end = ey / math.sin(phi)  # from the tangents' crossing to b
+        to_corner = ex - to_end * math.cos(phi)  # from a to the tangents' crossing
+        radius = min(to_corner, to_end)
+        if radius > 1.0:
+            pieces = [(to_corner - radius, 0.0), (radius * abs(phi), math.copysign(1.0 / radius, phi)),
+                      (to_end - radius, 0.0)]
+            return tuple(_chain(a, pieces)[0])
+    return (_hermite(a, b),)
+
+
 def _hermite(a: _Pose, b: _Pose) -> _Segment:
     """A cubic Hermite curve (normalised paramPoly3) from pose ``a`` to pose ``b``."""
     c, s = math.cos(a.hdg), math.sin(a.hdg)
@@ -598,7 +620,7 @@ class _Connection:
     in_lane_id: int
     out_arm: _Arm
     out_lane_id: int
-    segment: _Segment
+    segments: tuple[_Segment, ...]
     sidewalk: bool  # the outermost right turn also carries the corner's sidewalk
     speed_kmh: float
 
@@ -650,7 +672,7 @@ class _TownWriter:
             sidewalk = self.cfg.sidewalks and turn == _RIGHT and k == n - 1 and j == n - 1
             speed = min(self.streets[a.street].speed_kmh, self.streets[b.street].speed_kmh)
             out.append(_Connection(first_id + len(out), self.junction_ids[node], a, in_id, b, out_id,
-                                   _hermite(start, end), sidewalk, speed))
+                                   _connector_geometry(start, end), sidewalk, speed))
         return out
 
     # -- signals
@@ -727,14 +749,15 @@ class _TownWriter:
             f'contactPoint="{contact(c.out_arm)}"/>'
         )
         name = f"Connector {c.road_id}"
-        out = _road_head(c.road_id, name, c.segment.length_m, c.junction_id, link, c.speed_kmh)
+        length = sum(seg.length_m for seg in c.segments)
+        out = _road_head(c.road_id, name, length, c.junction_id, link, c.speed_kmh)
         lane_link = f'<predecessor id="{c.in_lane_id}"/><successor id="{c.out_lane_id}"/>'
         right = [_lane_xml(-1, "driving", self.cfg.lane_width_m, _mark("none"), lane_link)]
         if c.sidewalk:
             walk_link = (f'<predecessor id="{self._sidewalk_id(c.in_arm, True)}"/>'
                          f'<successor id="{self._sidewalk_id(c.out_arm, False)}"/>')
             right.append(_lane_xml(-2, "sidewalk", self.cfg.sidewalk_width_m, _mark("none"), walk_link))
-        out += _geometry_xml([c.segment]) + _ROAD_FLAT
+        out += _geometry_xml(list(c.segments)) + _ROAD_FLAT
         out += ["    <lanes>", '      <laneSection s="0">', "       <center>",
                 f'        <lane id="0" type="none" level="false">{_mark("none")}</lane>', "       </center>",
                 "       <right>", *right, "       </right>", "      </laneSection>", "    </lanes>",
