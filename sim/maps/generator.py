@@ -9,8 +9,13 @@ The network: junction nodes on a ``(blocks_x + 1) x (blocks_y + 1)`` grid, space
 ``block_length_m`` apart, with streets along the grid edges. Some inner edges are
 removed to make T-junctions; the four grid corners become curved corner streets;
 some straight streets bend out and come back (three arcs); some streets are one-way.
-Junctions hold one connecting road per lane-to-lane movement (cubic Hermite
-``paramPoly3`` curves that meet the lane ends exactly, in position and heading).
+Junctions hold one connecting road per lane-to-lane movement, meeting the lane ends
+exactly in position and heading: right-angle turns are line, arc, line with the widest
+arc that fits; straight movements that shift sideways (where a one-way street meets a
+two-way one) are cubic Hermite ``paramPoly3`` curves. Streets are lines and arcs.
+Traffic lights (type 1000001) stand at every incoming arm of some 4-way junctions and
+stop signs (type 206) on the stem of some T-junctions, on the right of the governed
+lanes, with the OpenDRIVE ``orientation`` of those lanes and a ``validity`` record.
 
 Lane use at a junction, per incoming road with ``n`` lanes (index 0 is the lane next
 to the centre line): all lanes go straight into the same lane; when both turns exist
@@ -21,9 +26,10 @@ outgoing lanes in order (no two turning paths cross), so a single turning lane m
 enter any lane. U-turns are never built.
 
 Connectivity contract: the driving-lane graph is strongly connected **without lane
-changes** (``LaneGraph(road_map, lane_changes=False)``), and so also with them. One-way
-streets and removed edges are accepted only when that still holds; the check runs on
-the generator's own lane-level model before any geometry is written.
+changes** (``LaneGraph(road_map, lane_changes=False)``), and so also with them. The
+check runs on the generator's own lane-level model before any geometry is written: on
+the grid once T-junctions are cut (always true there), then for every candidate one-way
+street, which is kept only if the check still passes.
 """
 
 from __future__ import annotations
@@ -77,7 +83,10 @@ class TownConfig:
 
     The defaults give a town about 400 m across (like CARLA's Town03) with 36
     junction nodes, a mix of 3- and 4-way junctions, some bent streets and some
-    one-way streets.
+    one-way streets. A fraction asks for ``round(fraction * count)`` things, and for
+    at least one when it is positive; T-junctions are cut in pairs (one inner edge
+    joins two nodes), and one-way streets stop short where no street can be turned
+    one-way without cutting some lane off.
     """
 
     seed: int = field(default=0, metadata={"help": "random seed of the town (0 or more)"})
@@ -294,6 +303,11 @@ def _lanes_connected(streets: list[_Street], n: int) -> bool:
     return len(set(labels[exists].tolist())) == 1
 
 
+def _share(fraction: float, count: int) -> int:
+    """How many of ``count`` things a fraction asks for: rounded, but at least one when positive."""
+    return 0 if fraction <= 0.0 or count == 0 else max(1, round(fraction * count))
+
+
 def _grid_edges(cfg: TownConfig) -> set[tuple[Node, Node]]:
     edges = set()
     for i in range(cfg.blocks_x + 1):
@@ -310,7 +324,7 @@ def _remove_edges(cfg: TownConfig, rng: np.random.Generator, edges: set[tuple[No
     def inner(p: Node) -> bool:
         return 0 < p[0] < cfg.blocks_x and 0 < p[1] < cfg.blocks_y
 
-    target = round(cfg.three_way_fraction * (cfg.blocks_x - 1) * (cfg.blocks_y - 1))
+    target = _share(cfg.three_way_fraction, (cfg.blocks_x - 1) * (cfg.blocks_y - 1))
     candidates = sorted(e for e in edges if inner(e[0]) and inner(e[1]))
     converted: set[Node] = set()
     for index in rng.permutation(len(candidates)):
@@ -345,7 +359,7 @@ def _trace_streets(edges: set[tuple[Node, Node]]) -> list[tuple[Node, ...]]:
 
 
 def _choose_one_way(cfg: TownConfig, rng: np.random.Generator, streets: list[_Street]) -> None:
-    target = round(cfg.one_way_fraction * len(streets))
+    target = _share(cfg.one_way_fraction, len(streets))
     made = 0
     for index in rng.permutation(len(streets)):
         if made >= target:
@@ -364,7 +378,7 @@ def _choose_one_way(cfg: TownConfig, rng: np.random.Generator, streets: list[_St
 
 def _choose_bends(cfg: TownConfig, rng: np.random.Generator, streets: list[_Street]) -> None:
     straight = [s for s in streets if len(s.path) == 2]
-    target = round(cfg.curved_fraction * len(straight))
+    target = _share(cfg.curved_fraction, len(straight))
     length = cfg.block_length_m
     cap = 0.5 * (length - 2.0 * cfg.half_width_m - 4.0)
     for index in rng.permutation(len(straight))[:target]:
