@@ -220,7 +220,7 @@ def test_default_town_generates_and_parses_fast():
         ("speed_limits_kmh", (), "speed_limits_kmh must be a non-empty tuple"),
         ("speed_limits_kmh", (50.0, -10.0), "speed_limits_kmh"),
         ("blocks_x", 1, "blocks_x must be an integer from 2 to 20"),
-        ("seed", -1, "seed must be an integer"),
+        ("seed", -1, "seed must be an integer of 0 or more, got -1"),
         ("lanes_per_direction", 2.0, "lanes_per_direction must be an integer"),
         ("sidewalks", "yes", "sidewalks must be true or false"),
     ],

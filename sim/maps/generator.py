@@ -67,9 +67,10 @@ def _is_real(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _check_int(name: str, value, lo: int, hi: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"TownConfig.{name} must be an integer from {lo} to {hi}, got {value!r}")
+def _check_int(name: str, value, lo: int, hi: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo or (hi is not None and value > hi):
+        expected = f"from {lo} to {hi}" if hi is not None else f"of {lo} or more"
+        raise ConfigError(f"TownConfig.{name} must be an integer {expected}, got {value!r}")
 
 
 def _check_real(name: str, value, lo: float, hi: float, unit: str = "") -> None:
@@ -116,7 +117,7 @@ class TownConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("seed", self.seed, 0, None)
         _check_int("blocks_x", self.blocks_x, 2, 20)
         _check_int("blocks_y", self.blocks_y, 2, 20)
         _check_int("lanes_per_direction", self.lanes_per_direction, 1, 3)
@@ -171,7 +172,7 @@ class TownConfig:
         The draws use their own stream (``default_rng([seed, 1])``), separate from the
         town's own ``default_rng(seed)``.
         """
-        _check_int("seed", seed, 0, 2**63 - 1)
+        _check_int("seed", seed, 0, None)
         rng = np.random.default_rng([seed, 1])
         lanes = int(rng.integers(1, 4))
         lane_width = round(float(rng.uniform(3.0, 3.75)), 2)
@@ -616,12 +617,12 @@ def _road_head(road_id: int, name: str, length_m: float, junction: int, link: st
     ]
 
 
-_ROAD_FLAT = [
+_ROAD_FLAT = (
     "    <elevationProfile>",
     '      <elevation s="0" a="0" b="0" c="0" d="0"/>',
     "    </elevationProfile>",
     "    <lateralProfile/>",
-]
+)
 
 
 @dataclass(frozen=True)
@@ -742,7 +743,7 @@ class _TownWriter:
             f'<successor elementType="junction" elementId="{self.junction_ids[street.path[-1]]}"/>'
         )
         out = _road_head(sid + 1, f"Street {sid + 1}", length, -1, link, street.speed_kmh)
-        out += _geometry_xml(segments) + _ROAD_FLAT + _street_lanes_xml(self.cfg, street.one_way)
+        out += _geometry_xml(segments) + list(_ROAD_FLAT) + _street_lanes_xml(self.cfg, street.one_way)
         if self.signals.get(sid):
             out += ["    <signals>", *self.signals[sid], "    </signals>"]
         out.append("  </road>")
@@ -771,7 +772,7 @@ class _TownWriter:
             walk_link = (f'<predecessor id="{self._sidewalk_id(c.in_arm, True)}"/>'
                          f'<successor id="{self._sidewalk_id(c.out_arm, False)}"/>')
             right.append(_lane_xml(-2, "sidewalk", self.cfg.sidewalk_width_m, _mark("none"), walk_link))
-        out += _geometry_xml(list(c.segments)) + _ROAD_FLAT
+        out += _geometry_xml(list(c.segments)) + list(_ROAD_FLAT)
         out += ["    <lanes>", '      <laneSection s="0">', "       <center>",
                 f'        <lane id="0" type="none" level="false">{_mark("none")}</lane>', "       </center>",
                 "       <right>", *right, "       </right>", "      </laneSection>", "    </lanes>",
