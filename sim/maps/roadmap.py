@@ -147,8 +147,9 @@ class Signal:
     road_id: int
     s_m: float
     xyz_m: tuple[float, float, float]
-    yaw_rad: float
+    yaw_rad: float  # carla's landmark yaw: the road's reference heading, not turned for "-"
     value: float
+    orientation: str = "+"  # "+" governs traffic along the road's s, "-" against it, "both"
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,11 @@ def _signal_kind(type_code: str, name: str) -> str:
     if type_code == "274" or "speed" in lname:
         return "speed_limit"
     return "other"
+
+
+def _orientation(carla_orientation) -> str:
+    name = str(carla_orientation).lower()
+    return "-" if "negative" in name else ("both" if "both" in name else "+")
 
 
 def _road_speed_limits(xodr_text: str) -> dict[int, float]:
@@ -521,6 +527,7 @@ class RoadMap:
                     xyz_m=(loc.x, loc.y, loc.z),
                     yaw_rad=_yaw_rad(lm.transform.rotation.yaw),
                     value=float(lm.value),
+                    orientation=_orientation(lm.orientation),
                 )
             )
         return out
