@@ -175,7 +175,9 @@ class _LaneRaster:
     Each cell holds a bit mask: bit k set when a driving lane covering the cell heads
     within 90 deg of sector k's centre, and :data:`_NEAR_BIT` when a lane is within the
     margin. Cells are stored in sparse 64 x 64 tiles, so a long route costs only the
-    tiles its nearby lanes touch. Lane edges are exact to about one cell.
+    tiles its nearby lanes touch. The answer errs towards "inside": lanes grow by up to
+    one cell diagonal (0.35 m) at their edges, and "more than 90 deg" is decided for the
+    ego's 11.25 deg heading sector (to within 5.6 deg).
     """
 
     def __init__(
@@ -272,7 +274,6 @@ class _LaneRaster:
 _RED, _STOP = int(LightState.RED), int(LightState.STOP)
 _LINE_CELL_M = 4.0
 _LINE_REACH_M = 3.0  # longest step between two ticks checked through the grid (60 m/s)
-_DEFAULT_HALF_WIDTH_M = 1.75
 
 
 class _StopLines:
@@ -303,14 +304,11 @@ class _StopLines:
 
     @staticmethod
     def _half_width(road_map: RoadMap, key, x: float, y: float) -> float:
-        lane = road_map.lanes.get(key) if key is not None else None
-        if lane is None:
-            try:
-                pos = road_map.project(x, y)
-            except (ValueError, IndexError):
-                return _DEFAULT_HALF_WIDTH_M
-            return 0.5 * float(road_map.lanes[pos.key].width_m[pos.index])
-        return 0.5 * float(lane.width_m[-1])
+        lane = road_map.lanes.get(key)
+        if lane is not None:
+            return 0.5 * float(lane.width_m[-1])
+        pos = road_map.project(x, y)  # a row whose lane is not a driving lane of this map
+        return 0.5 * float(road_map.lanes[pos.key].width_m[pos.index])
 
     def _cells(self, r: int, zone_m: float) -> set[tuple[int, int]]:
         reach, h = _LINE_REACH_M, self.half[r] + _LINE_REACH_M
@@ -457,6 +455,12 @@ class InfractionMonitor:
     def outside_lanes_share_of_completed(self) -> float:
         """Outside-lane route metres over the metres completed (the Leaderboard's share)."""
         return min(1.0, self.outside_lanes_m / self.progress_m) if self.progress_m > 0 else 0.0
+
+    def outside_lanes_at(self, x_m: float, y_m: float, yaw_rad: float) -> bool:
+        """The per-tick rule at any pose: off every driving lane, or on lanes that all
+        head more than 90 deg away from ``yaw_rad`` (for diagnosis; not cheap)."""
+        offset = float(np.min(np.hypot(self._xy[:, 0] - x_m, self._xy[:, 1] - y_m)))
+        return self._lanes.outside(x_m, y_m, yaw_rad, offset)
 
     @property
     def elapsed_s(self) -> float:

@@ -93,11 +93,12 @@ class Driver:
         # lateral > 0 is to the right of travel (CARLA: y right)
         return x - math.sin(yaw) * lateral_m, y + math.cos(yaw) * lateral_m, yaw
 
-    def step(self, s_m, speed_mps, *, lateral_m=0.0, signals=None, contacts=(), xy=None):
+    def step(self, s_m, speed_mps, *, lateral_m=0.0, signals=None, contacts=(), xy=None, yaw=None):
         self.tick += 1
-        x, y, yaw = self.pose(s_m, lateral_m)
+        x, y, route_yaw = self.pose(s_m, lateral_m)
         if xy is not None:
             x, y = xy
+        yaw = route_yaw if yaw is None else yaw
         ego = EgoState(float(x), float(y), 0.0, yaw, speed_mps, 0.0, 0.0, 4.5, 2.0)
         state = WorldState(self.tick, self.tick * DT, ego, NO_ACTORS, signals or SignalStates.empty())
         new = self.monitor.update(state, contacts)
@@ -345,6 +346,38 @@ def test_centre_line_through_junctions_is_inside(town01, long_route):
     assert drive.monitor.outside_lanes_m == 0.0
 
 
+def map_says_outside(road_map, x, y, yaw):
+    """The rule straight from the map: no lane under (x, y), or the lane heads > 90 deg away."""
+    pos = road_map.lane_at(x, y, yaw_rad=yaw)
+    if pos is None:
+        return True
+    lane_yaw = road_map.lanes[pos.key].yaw_rad[pos.index]
+    return abs(math.remainder(lane_yaw - yaw, 2 * math.pi)) > math.pi / 2
+
+
+@needs_shared
+def test_lane_raster_agrees_with_the_map(town01, long_route):
+    monitor = InfractionMonitor(town01, long_route)
+    rng = np.random.default_rng(7)
+    checked = outside = 0
+    for _ in range(3000):
+        i = rng.integers(len(long_route.s_m))
+        a, d, yaw = rng.uniform(-math.pi, math.pi), rng.uniform(0.0, 25.0), rng.uniform(-math.pi, math.pi)
+        x, y = long_route.xyz_m[i, 0] + d * math.cos(a), long_route.xyz_m[i, 1] + d * math.sin(a)
+        pos = town01.project(x, y)
+        lane = town01.lanes[pos.key]
+        heading_gap = abs(math.remainder(lane.yaw_rad[pos.index] - yaw, 2 * math.pi))
+        if lane.in_junction or abs(abs(pos.lateral_m) - 0.5 * lane.width_m[pos.index]) < 0.4:
+            continue  # overlapping junction lanes, and lane edges (exact to a cell) aside
+        if abs(heading_gap - math.pi / 2) < math.radians(10):
+            continue  # the heading is decided per 11.25 deg sector
+        expected = map_says_outside(town01, x, y, yaw)
+        assert monitor.outside_lanes_at(x, y, yaw) == expected, (x, y, yaw)
+        checked += 1
+        outside += expected
+    assert checked > 1500 and 0.3 < outside / checked < 0.9
+
+
 # -- endings --------------------------------------------------------------------------
 
 
@@ -366,6 +399,30 @@ def test_route_deviation(town01, junction_route, offset_m, ends):
     else:
         assert EventKind.ROUTE_DEVIATION not in [e.kind for e in new]
         assert not drive.monitor.done
+
+
+@needs_shared
+@pytest.mark.parametrize("wrong_way", [False, True])
+def test_wrong_turn_ends_by_deviation(town01, junction_route, wrong_way):
+    # right at junction 255 instead of straight on: on driving lanes all the way, until
+    # the cross street is 30 m from the route
+    turn = lane_route(town01, [ENTRY, LaneKey(256, 0, 1), LaneKey(12, 0, -1)])
+    drive = Driver(InfractionMonitor(town01, junction_route), turn)
+    offsets, s = [], 0.0
+    while not drive.monitor.done and s < turn.length_m:
+        s += 8.0 * DT
+        x, y, yaw = drive.pose(s)
+        offset = float(np.min(np.hypot(*(junction_route.xyz_m[:, :2] - (x, y)).T)))
+        # wrong way: facing against the cross street's lane once 15 m from the route
+        reverse = wrong_way and offset > 15.0
+        drive.step(s, 8.0, yaw=yaw + math.pi if reverse else None)
+        offsets.append(offset)
+    assert max(offsets) > 30.0
+    expected = [EventKind.OUTSIDE_ROUTE_LANES] if wrong_way else []
+    assert drive.kinds() == [*expected, EventKind.ROUTE_DEVIATION]
+    if wrong_way:
+        first = next(k for k, o in enumerate(offsets) if o > 15.0)
+        assert drive.events[0].time_s == pytest.approx((first + 1) * DT)
 
 
 @needs_shared
