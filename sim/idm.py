@@ -110,7 +110,7 @@ def idm_table(params: Sequence[IDMParams]) -> np.ndarray:
     return np.array([astuple(p) for p in params], dtype=np.float64)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _free_road(v: float, v0: float, a: float, b: float, delta: float) -> float:
     if v0 <= 0.0:  # told to stop: at the comfortable deceleration
         return -b if v > 0.0 else 0.0
@@ -119,7 +119,7 @@ def _free_road(v: float, v0: float, a: float, b: float, delta: float) -> float:
     return -b * (1.0 - (v0 / v) ** (a * delta / b))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _safe_accel(v: float, gap: float, closing: float, b_own: float, b_lead: float, margin: float, dt: float):
     """The largest acceleration for this tick that keeps the stop-behind-the-leader invariant."""
     v_lead = max(0.0, v - closing)

@@ -166,7 +166,7 @@ def control_to_physical(steer: float, accel: float, params: VehicleParams) -> tu
     return steer * params.max_steer_rad, accel_mps2
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _longitudinal(v: float, a: float, v_max: float, h: float) -> tuple[float, float]:
     """Exact distance and end speed after ``h`` s of acceleration ``a`` from ``v``,
     with the speed held in [0, v_max] (it stops at the bound when it reaches it)."""

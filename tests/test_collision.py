@@ -154,6 +154,11 @@ def test_overlapping_pairs_edge_sizes():
     assert overlapping_pairs(empty, empty, empty, empty, empty).shape == (0, 2)
     one = np.ones(1)
     assert overlapping_pairs(one, one, one, one, one).shape == (0, 2)
+    # ties everywhere: five identical boxes, every pair, in order
+    five = np.ones(5)
+    assert overlapping_pairs(five, five, five, five, five).tolist() == [
+        [i, j] for i in range(5) for j in range(i + 1, 5)
+    ]
 
 
 def test_overlaps_with_index_and_box():
