@@ -293,11 +293,13 @@ def _blend(t: np.ndarray) -> np.ndarray:
 
 
 def _forward_only(xyz: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """Indices of the vertices that advance along the heading of the last kept one.
+    """Indices of the vertices that advance from the last kept one, along its heading
+    or along their own.
 
     Lane joins in some maps overlap (a successor starting a little behind its
-    predecessor's end); dropping the vertices that step back keeps the route from
-    folding on itself.
+    predecessor's end, both heading the same way); dropping the vertices that step
+    back in both frames keeps the route from folding on itself, while a sharp kink
+    between lanes (a vertex ahead along its own heading) is kept.
     """
     if len(xyz) > 1:
         step = np.diff(xyz[:, :2], axis=0)
@@ -308,7 +310,10 @@ def _forward_only(xyz: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     for i in range(1, len(xyz)):
         last = keep[-1]
         dx, dy = xyz[i, 0] - xyz[last, 0], xyz[i, 1] - xyz[last, 1]
-        if dx * math.cos(yaw[last]) + dy * math.sin(yaw[last]) > _FORWARD_EPS_M:
+        ahead = max(
+            dx * math.cos(yaw[last]) + dy * math.sin(yaw[last]), dx * math.cos(yaw[i]) + dy * math.sin(yaw[i])
+        )
+        if ahead > _FORWARD_EPS_M:
             keep.append(i)
     return np.asarray(keep)
 
@@ -684,7 +689,7 @@ class RoutePlanner:
         xyz, yaw, owner = self._sample(poly, us)
         keys = [leg.keys[i] for i in owner]
         change = np.zeros(len(us), dtype=int)
-        if leg.change_in:
+        if leg.change_in and l_eff > 2e-3:  # else no road is left: straight across
             t = (us - u0) / l_eff
             offset = d0 * (1.0 - _blend(t))
             xyz[:, 0] -= offset * np.sin(yaw)
@@ -693,8 +698,9 @@ class RoutePlanner:
             change[during] = leg.change_in
             for i in np.flatnonzero(during & (_blend(t) < 0.5)):
                 keys[i] = self._source_side(keys[i], leg.change_in)
-        first = 1 if raw.xyz else 0  # the previous leg already ends at this point
-        if first and leg.change_in:
+        # the previous leg already ends at this point (unless a change with no road left jumps)
+        first = 1 if raw.xyz and np.hypot(*(xyz[0, :2] - raw.xyz[-1][:2])) <= _SAME_POINT_M else 0
+        if raw.xyz and leg.change_in:
             raw.change[-1] = leg.change_in  # ... where the change begins
         raw.add(xyz[first:], keys[first:], change[first:])
 
@@ -761,6 +767,7 @@ class RoutePlanner:
         limits[-1].append(self._lanes[goal.key].point_at(goal.s_m)[0][:2])
         flat = [[xy for group in limits[j:] for xy in group] for j in range(len(legs))]
         raw = _Raw()
+        raw.add([self._lanes[start.key].point_at(start.s_m)[0]], [start.key], [0])
         for i, (leg, poly) in enumerate(zip(legs, polys, strict=True)):
             if i == 0:
                 u0, d0 = self._u_at(poly, 0, start.s_m), 0.0
@@ -773,6 +780,10 @@ class RoutePlanner:
                 l_eff = max(min(l_eff, u_goal - u0), 1e-3) if leg.change_in else 0.0
                 u_end = u_goal
             self._emit_leg(raw, leg, poly, (u0, u_end), d0, l_eff)
+        # where lanes overlap at a join, the goal may lie on a stretch the centre line skips
+        goal_xyz = self._lanes[goal.key].point_at(goal.s_m)[0]
+        if np.hypot(*(goal_xyz[:2] - raw.xyz[-1][:2])) > _SAME_POINT_M:
+            raw.add([goal_xyz], [goal.key], [0])
         return raw
 
     # -- resampling and commands ---------------------------------------------------------
@@ -798,7 +809,29 @@ class RoutePlanner:
         out = np.stack([np.interp(us, u, xyz[:, i]) for i in range(3)], axis=1)
         vertex = np.clip(np.searchsorted(u, us + 1e-6, side="right") - 1, 0, len(u) - 1)
         knot_index = np.array([int(np.argmin(np.abs(us - k))) for k in knots_u])
-        return out, [raw.keys[i] for i in vertex], np.asarray(raw.change)[vertex], knot_index
+        keep = self._thin(out, set(knot_index.tolist()))
+        keys = [raw.keys[vertex[i]] for i in keep]
+        return out[keep], keys, np.asarray(raw.change)[vertex[keep]], np.searchsorted(keep, knot_index)
+
+    def _thin(self, xyz: np.ndarray, protected: set[int]) -> np.ndarray:
+        """Indices of the points to keep so no two neighbours are closer than half a step.
+
+        Equal arc-length steps make shorter chords round a sharp corner (a hairpin
+        join in a converted OpenStreetMap road); such a point is dropped, or its
+        predecessor when the point itself is a key point or the end.
+        """
+        least = 0.5 * self.config.spacing_m - 1e-9
+        if len(xyz) < 3 or np.linalg.norm(np.diff(xyz, axis=0), axis=1).min() >= least:
+            return np.arange(len(xyz))
+        keep = [0]
+        for i in range(1, len(xyz)):
+            if np.linalg.norm(xyz[i] - xyz[keep[-1]]) >= least:
+                keep.append(i)
+            elif i in protected or i == len(xyz) - 1:
+                if len(keep) > 1 and keep[-1] not in protected:
+                    keep.pop()
+                keep.append(i)
+        return np.asarray(keep)
 
     def _turn(self, keys: list[LaneKey]) -> RoadOption:
         """LEFT / RIGHT / STRAIGHT from the heading change along a junction's connecting lanes."""
