@@ -313,26 +313,31 @@ def test_driving_lanes_match_roadmap(relpath):
 
 @needs_shared
 @pytest.mark.parametrize(
-    "relpath",
-    ["carla/Town01.xodr", "carla/Town04.xodr", "esmini/curves_elevation.xodr", "esmini/jolengatan.xodr"],
+    ("relpath", "tolerance_m"),
+    [
+        ("carla/Town01.xodr", 0.005),
+        ("carla/Town04.xodr", 0.005),
+        ("esmini/curves_elevation.xodr", 0.005),  # spirals
+        ("esmini/jolengatan.xodr", 0.005),  # long paramPoly3 (arcLength)
+        # carla.Osm2Odr's tight junction paramPoly3 (normalized): carla tabulates those
+        # coarsely (its headings differ by up to 1 degree), ours follow the curve itself
+        ("osm/montlake_roundabout.osm", 0.03),
+    ],
 )
-def test_centre_matches_carla_waypoints_exactly(relpath):
-    """Against ``get_waypoint_xodr`` at the same (road, lane, s): within 1 cm (arcs, spirals, paramPoly3)."""
+def test_centre_matches_carla_waypoints_exactly(relpath, tolerance_m):
+    """Against ``get_waypoint_xodr`` at the same (road, lane, s), every sample of every driving lane."""
     road_map = shared_map(relpath)
     carla_map = road_map.carla_map
     od = read_opendrive(road_map.xodr_text)
-    strips = [s for s in sample_lanes(od) if s.lane_type == "driving" and s.lane_id]
     worst = 0.0
-    for strip in strips[:: max(1, len(strips) // 40)]:
-        for i in range(0, len(strip.s_m), 7):
-            # carla picks the neighbouring section at an exact boundary; stay 2 mm inside
-            s = float(np.clip(strip.s_m[i], strip.s_m[0] + 2e-3, strip.s_m[-1] - 2e-3))
-            wp = carla_map.get_waypoint_xodr(strip.road_id, strip.lane_id, s)
+    for strip in (s for s in sample_lanes(od, 1.0) if s.lane_type == "driving" and s.lane_id):
+        for i in range(1, len(strip.s_m) - 1):  # carla may pick the neighbouring section at the ends
+            wp = carla_map.get_waypoint_xodr(strip.road_id, strip.lane_id, float(strip.s_m[i]))
             assert wp is not None and wp.section_id == strip.section_index
             loc = wp.transform.location
             worst = max(worst, math.hypot(loc.x - strip.centre_xy_m[i, 0], loc.y - strip.centre_xy_m[i, 1]))
             assert wp.lane_width == pytest.approx(strip.width_m[i], abs=1e-3)
-    assert worst < 0.01, f"{relpath}: {worst:.4f} m"
+    assert worst < tolerance_m, f"{relpath}: {worst:.4f} m"
 
 
 @needs_shared

@@ -126,7 +126,9 @@ class Geometry:
     ``poly3`` and ``paramPoly3`` are evaluated by true arc length, as CARLA 0.9.16
     does: a table of the curve's chord length every ~2 cm of its parameter maps the
     distance along the geometry to the parameter (``u``, or ``p`` in ``[0, length]``
-    or ``[0, 1]``).
+    or ``[0, 1]``). CARLA's own table is coarser and interpolated linearly, so on the
+    tight paramPoly3 turns ``carla.Osm2Odr`` writes its waypoints differ from these
+    points by up to ~3 cm (elsewhere by under 2 mm).
     """
 
     s_m: float
