@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("scripts.demo", "the main job on the embedded simulator: town, route, picture"),
     "map": ("scripts.map_cmd", "show, generate and check OpenDRIVE maps"),
     "route": ("scripts.route_cmd", "plan CARLA Leaderboard routes on a map"),
+    "evaluate": ("scripts.evaluate", "drive a policy closed-loop on routes and score it (Leaderboard)"),
+    "bench": ("scripts.bench", "measure simulator speed"),
 }
 
 EXIT_USAGE = 2

@@ -79,6 +79,7 @@ class Autopilot:
 
     def reset(self) -> None:
         self._hint = 0
+        self._s_now = 0.0
         self._served: set[int] = set()
 
     # -- precomputation -------------------------------------------------------------
@@ -102,13 +103,20 @@ class Autopilot:
         return v
 
     def _stop_lines(self) -> dict:
-        """Route index of the last point on each lane the route leaves (its stop line)."""
+        """Per lane, the route indices of the last point before the route leaves it
+        (its stop line when the lane enters a junction); a route may pass a lane twice."""
         keys = self.route.lane_keys
-        out = {}
+        out: dict[tuple, list[int]] = {}
         for i in range(len(keys) - 1):
             if keys[i] != keys[i + 1]:
-                out[tuple(keys[i])] = i
+                out.setdefault(tuple(keys[i]), []).append(i)
         return out
+
+    def _next_line(self, key, i: int) -> int | None:
+        for line_i in self._stop_index.get(tuple(key), ()):
+            if line_i >= i - 1:
+                return line_i
+        return None
 
     # -- runtime --------------------------------------------------------------------
 
@@ -124,7 +132,19 @@ class Autopilot:
             d = np.where(heading_ok, d, d + 1e3)
             i = int(np.argmin(d))
         self._hint = i
+        self._s_now = self._foot_s(i, x, y)
         return i
+
+    def _foot_s(self, i: int, x: float, y: float) -> float:
+        """Distance along the route of the ego's foot on the segment next to point i."""
+        j = i + 1 if i + 1 < len(self.s) else i - 1
+        if j < 0:
+            return float(self.s[i])
+        a, b = self.xy[min(i, j)], self.xy[max(i, j)]
+        d = b - a
+        ll = float(d @ d)
+        t = 0.0 if ll == 0 else float(np.clip(((x - a[0]) * d[0] + (y - a[1]) * d[1]) / ll, -1.0, 2.0))
+        return float(self.s[min(i, j)] + t * math.sqrt(ll))
 
     def act(self, state: WorldState) -> Control:
         """The control for ``state``."""
@@ -189,7 +209,7 @@ class Autopilot:
             return math.inf, 0.0
         c, veh = self.config, self.vehicle
         j = int(np.searchsorted(self.s, self.s[i] + c.scan_m))
-        pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self.s[i]
+        pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self._s_now
         if len(pts) == 0:
             return math.inf, 0.0
         rel = actors.xyz_m[:, :2] - pts[0]
@@ -206,7 +226,8 @@ class Autopilot:
         hit = d < (0.5 * veh.width_m + c.corridor_margin_m + lateral_extent)[:, None, :]
         if not hit.any():
             return math.inf, 0.0
-        first_m = np.where(hit.any(axis=1), np.argmax(hit.any(axis=1), axis=1), len(pts))  # (A,)
+        hit_m = hit.any(axis=1)  # (A, M): corridor point m is entered at some time
+        first_m = np.where(hit_m.any(axis=1), np.argmax(hit_m, axis=1), len(pts))  # (A,)
         a = int(np.argmin(first_m))
         m = int(first_m[a])
         along_extent = hl[a] * math.sqrt(max(0.0, 1 - rel_yaw[a, m] ** 2)) + hw[a] * rel_yaw[a, m]
@@ -222,10 +243,10 @@ class Autopilot:
         v = state.ego.speed_mps
         best = math.inf
         for row, key in enumerate(signals.lanes):
-            line_i = self._stop_index.get(tuple(key))
-            if line_i is None or line_i < i - 1:
+            line_i = self._next_line(key, i)
+            if line_i is None:
                 continue
-            dist = float(self.s[line_i] - self.s[i]) - 0.5 * self.vehicle.length_m
+            dist = float(self.s[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
             if dist > 60.0:
                 continue
             st = int(signals.state[row])

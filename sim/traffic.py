@@ -36,6 +36,8 @@ __all__ = ["Traffic", "JunctionLanes", "PATH_LANES"]
 
 #: lanes ahead each NPC has chosen (its current lane excluded)
 PATH_LANES = 4
+#: how far ahead (m) of its front NPCs look for leaders on any lane
+NEAR_AHEAD_M = 10.0
 #: how far ahead (m) NPCs look for leaders and stop lines
 LOOKAHEAD_M = 60.0
 #: NPCs ask for their junction lane this far (m) beyond their comfortable stopping distance
@@ -118,6 +120,33 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
                 best, best_v = gap, ego_speed
         if best < np.inf:
             break
+    return best, best_v
+
+
+@numba.njit(cache=True)
+def _near_ahead(i, x, y, yaw, speed, half_len, half_wid, ego):
+    """Gap (m) and speed of a vehicle just ahead of i, headed within 60 degrees of it,
+    whatever lane it is on: the leader of two paths that diverge from one lane (or
+    merge) until they really part. Covers the first ``NEAR_AHEAD_M`` only, where
+    lanes curve too little to put a neighbour-lane vehicle into the corridor."""
+    best, best_v = np.inf, 0.0
+    c, sn = np.cos(yaw[i]), np.sin(yaw[i])
+    for j in range(-1, x.shape[0]):
+        if j == i:
+            continue
+        if j < 0:  # the ego: [lane, s, half_len, speed, x, y, yaw, half_wid]
+            ox, oy, oyaw, ohl, ohw, ov = ego[4], ego[5], ego[6], ego[2], ego[7], ego[3]
+        else:
+            ox, oy, oyaw, ohl, ohw, ov = x[j], y[j], yaw[j], half_len[j], half_wid[j], speed[j]
+        dx, dy = ox - x[i], oy - y[i]
+        along = dx * c + dy * sn
+        if along <= 0.0 or along > NEAR_AHEAD_M + half_len[i] + ohl:
+            continue
+        if abs(-dx * sn + dy * c) > half_wid[i] + ohw + 0.3 or np.cos(oyaw - yaw[i]) < 0.5:
+            continue
+        gap = along - half_len[i] - ohl
+        if gap < best:
+            best, best_v = gap, ov
     return best, best_v
 
 
@@ -361,6 +390,9 @@ def _traffic_step(
             accel[i] = 0.0
             continue
         gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego)
+        near, near_v = _near_ahead(i, x, y, yaw, speed, half_len, half_wid, ego)
+        if near < gap:
+            gap, lead_v = near, near_v
         line = _stop_line_gap(
             i,
             lane,
@@ -502,8 +534,11 @@ class Traffic:
                 break
             placed.append((x, y))
             self._place(i, lane, s)
-        if len(self) == 0:
-            raise LoopdriveError(f"traffic: nowhere to spawn {count} vehicles (the map is full or too small)")
+        if len(self) == 0 or (self.config.vehicle_count >= 0 and len(self) < count):
+            raise LoopdriveError(
+                f"traffic: nowhere to spawn {count} vehicles, only {len(self)} fit at {min_spacing_m:.0f} m "
+                "spacing away from the ego's start (lower traffic.vehicle_count or use vehicles_per_km)"
+            )
 
     def _clear(self, x, y, placed, avoid_xy, avoid_radius_m, min_spacing_m) -> bool:
         if len(avoid_xy) and np.min(np.hypot(avoid_xy[:, 0] - x, avoid_xy[:, 1] - y)) < avoid_radius_m:
@@ -600,7 +635,8 @@ class Traffic:
         """Advance every NPC by ``dt_s``.
 
         ``lane_state`` (L,) int8 is the LightState controlling each entry lane (-1: none);
-        ``ego`` = [lane index or -1, s, half length, speed] places the ego on the lanes;
+        ``ego`` = [lane index or -1, s, half length, speed, x, y, yaw, half width] places
+        the ego on the lanes and in the plane;
         ``ego_claim`` (int64, -1 padded) lists the junction lanes (numbers of
         :class:`JunctionLanes`) the ego is on or about to enter, through to the exit.
         """

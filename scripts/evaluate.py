@@ -1,0 +1,135 @@
+"""``loopdrive evaluate``: drive a policy closed-loop on a suite of routes and score it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from scripts.config_args import add_config_arguments, config_from_args
+from sim.errors import LoopdriveError
+from sim.scenario import TrafficConfig
+
+__all__ = ["register"]
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", default="autopilot", help="autopilot or random (trained checkpoints come later)"
+    )
+    parser.add_argument(
+        "--map",
+        nargs="+",
+        required=True,
+        metavar="MAP",
+        help="one or more maps: .xodr, .osm or generated:SEED",
+    )
+    parser.add_argument(
+        "--routes",
+        nargs="+",
+        required=True,
+        metavar="ROUTES",
+        help="Leaderboard route files (routes of each map's town are driven), or random:N",
+    )
+    parser.add_argument(
+        "--length", type=float, default=1000.0, metavar="M", help="length of random routes (m)"
+    )
+    parser.add_argument("--route-ids", nargs="+", default=None, metavar="ID", help="only these route ids")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first route; route k uses seed + k")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    add_config_arguments(parser, TrafficConfig, prefix="")
+    parser.set_defaults(func=run)
+
+
+def _jobs_for_map(map_spec: str, args, traffic: TrafficConfig):
+    from sim.evaluation import jobs_from_specs, random_jobs
+    from sim.maps.leaderboard import read_route_file
+
+    town = Path(map_spec).stem if not map_spec.startswith("generated:") else map_spec.replace(":", "_")
+    jobs, skipped = [], 0
+    for routes in args.routes:
+        if routes.startswith("random:"):
+            try:
+                count = int(routes.split(":", 1)[1])
+            except ValueError:
+                raise LoopdriveError(f"{routes}: expected random:N with N an integer") from None
+            jobs += random_jobs(map_spec, town, count, args.length, traffic, args.seed + len(jobs))
+            continue
+        specs = read_route_file(routes)
+        mine = [s for s in specs if s.town == town]
+        skipped += len(specs) - len(mine)
+        if args.route_ids:
+            mine = [s for s in mine if s.route_id in set(args.route_ids)]
+        jobs += jobs_from_specs(map_spec, town, mine, traffic, args.seed + len(jobs))
+    return jobs, skipped
+
+
+def _driver_factory(policy: str, seed: int):
+    from sim.evaluation import RandomDriver
+
+    if policy == "autopilot":
+        return lambda backend: backend.make_autopilot()
+    if policy == "random":
+        return lambda backend: RandomDriver(seed)
+    raise LoopdriveError(f"--policy {policy!r}: unknown policy (use autopilot or random)")
+
+
+def _row(r) -> str:
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(r.infractions.items()) if v) or "-"
+    return (
+        f"{r.town:<24} {r.route_id:>10} {r.route_completion:6.1f} {r.infraction_penalty:6.3f} "
+        f"{r.driving_score:6.1f}  {counts}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.embedded import EmbeddedBackend
+    from sim.evaluation import evaluate_suite
+    from sim.scoring import SuiteResult
+
+    traffic = config_from_args(TrafficConfig, args)
+    make_driver = _driver_factory(args.policy, args.seed)
+    if args.out is not None and not args.out.parent.is_dir():
+        raise LoopdriveError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    jobs = []
+    for map_spec in args.map:
+        mine, skipped = _jobs_for_map(map_spec, args, traffic)
+        if skipped:
+            print(f"{map_spec}: skipped {skipped} routes of other towns", file=sys.stderr)
+        jobs += mine
+    if not jobs:
+        raise LoopdriveError("no route to drive: no route of the files belongs to the maps' towns")
+    backend = EmbeddedBackend()
+    results, t0 = [], time.perf_counter()
+    print(f"{'town':<24} {'route':>10} {'RC':>6} {'IP':>6} {'DS':>6}  infractions")
+    bar = tqdm(
+        total=len(jobs), unit="route", file=sys.stderr, disable=not sys.stderr.isatty() and "CI" in os.environ
+    )
+    for _job, result, message in evaluate_suite(jobs, make_driver, backend=backend, skip_unplannable=True):
+        bar.update(1)
+        if result is None:
+            tqdm.write(f"skipped: {message}", file=sys.stderr)
+            continue
+        results.append(result)
+        tqdm.write(_row(result))
+    bar.close()
+    suite = SuiteResult(results)
+    d = suite.to_dict()
+    s = d["suite"]
+    per_km = s["infractions_per_km"]
+    total_per_km = per_km.get("total", per_km) if isinstance(per_km, dict) else per_km
+    print(
+        f"suite: {s['route_count']} routes  DS {s['driving_score']:.1f}  RC {s['route_completion']:.1f}  "
+        f"IP {s['infraction_penalty']:.3f}  infractions/km {total_per_km}  ({time.perf_counter() - t0:.0f} s)"
+    )
+    if args.out is not None:
+        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+        tmp.write_text(json.dumps(d, indent=2))
+        os.replace(tmp, args.out)
+        print(f"wrote {args.out}")
+    return 0

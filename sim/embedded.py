@@ -1,0 +1,414 @@
+"""The embedded backend: loopdrive's own world, no server and no GPU.
+
+One tick, always in this order: ego physics (kinematic bicycle, substeps) ->
+signals -> NPC traffic -> walkers -> collisions -> infractions -> state. Every
+random choice comes from generators seeded by the reset seed, so the same scenario,
+seed and ego controls give the same states bit for bit.
+
+Map-derived structures (the parsed map, its lane table, junction conflicts) are
+built once per map and kept in a :class:`MapAssets` cache that the caller may share
+between backends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.autopilot import Autopilot, AutopilotConfig
+from sim.backend import Backend
+from sim.collision import overlapping_pairs, overlaps_with
+from sim.errors import RouteError
+from sim.infractions import InfractionConfig, InfractionMonitor
+from sim.lanetable import LaneTable
+from sim.maps import RoadMap, load_map
+from sim.maps.planner import DenseRoute, RoutePlanner
+from sim.routes import random_route
+from sim.scenario import Scenario
+from sim.signals import JunctionIndex, SignalConfig, TrafficSignals
+from sim.state import (
+    Actors,
+    ActorType,
+    Control,
+    EgoState,
+    Event,
+    EventKind,
+    LightState,
+    SignalStates,
+    WorldState,
+)
+from sim.traffic import JunctionLanes, Traffic
+from sim.vehicle import VEHICLE_PARAMS, VehicleParams, control_to_physical, step_vehicles
+from sim.walkers import WalkerNetwork, Walkers
+
+__all__ = ["EmbeddedBackend", "MapAssets"]
+
+#: how far ahead (m, plus the braking distance) the ego claims its junction lanes
+EGO_CLAIM_M = 8.0
+
+
+@dataclass
+class MapAssets:
+    """Everything built once per map: the map, lane table, junctions, planner, walkways."""
+
+    road_map: RoadMap
+    table: LaneTable
+    junctions: JunctionIndex
+    junction_lanes: JunctionLanes
+    planner: RoutePlanner
+    walkways: WalkerNetwork
+
+    @classmethod
+    def build(cls, road_map: RoadMap) -> MapAssets:
+        table = LaneTable.from_road_map(road_map)
+        junctions = JunctionIndex(road_map)
+        jl = np.array([junctions.lane_index.get(k, -1) for k in table.keys], dtype=np.int64)
+        conflict = np.ascontiguousarray(junctions.conflicts, dtype=np.bool_)
+        return cls(
+            road_map=road_map,
+            table=table,
+            junctions=junctions,
+            junction_lanes=JunctionLanes(jl, conflict),
+            planner=RoutePlanner(road_map),
+            walkways=WalkerNetwork.from_road_map(road_map),
+        )
+
+
+@dataclass
+class _RouteIndex:
+    """Per route point: table lane, s along that lane, and the junction lanes claimed."""
+
+    lane: np.ndarray  # (N,) int64
+    lane_s: np.ndarray  # (N,)
+    jl: np.ndarray  # (N,) int64, junction-lane number or -1
+    junction_start: np.ndarray  # (N,) index of the next route point on a junction lane (N if none)
+    entry_lane: np.ndarray  # (N,) table lane the route leaves into that junction (-1 if none)
+
+    @classmethod
+    def build(cls, route: DenseRoute, assets: MapAssets) -> _RouteIndex:
+        table, rm = assets.table, assets.road_map
+        n = len(route.s_m)
+        lane = np.array([table.index[tuple(k)] for k in route.lane_keys], dtype=np.int64)
+        lane_s = np.empty(n)
+        for i in range(n):
+            key = route.lane_keys[i]
+            lane_s[i] = rm.distance_along_lane(key, route.xyz_m[i, 0], route.xyz_m[i, 1])
+        jl = assets.junction_lanes.jl_index[lane]
+        junction_start = np.full(n, n, np.int64)
+        entry_lane = np.full(n, -1, np.int64)
+        nxt, entry = n, -1
+        for i in range(n - 1, -1, -1):
+            if jl[i] >= 0:
+                nxt = i
+                entry = lane[i - 1] if i > 0 and jl[i - 1] < 0 else entry
+            junction_start[i] = nxt
+            entry_lane[i] = entry
+        return cls(lane, lane_s, jl, junction_start, entry_lane)
+
+
+@dataclass
+class _Ego:
+    params: VehicleParams
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))  # rear axle
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    yaw: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    speed: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    steer: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    target_steer: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    accel_cmd: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    accel: float = 0.0
+
+    def centre(self) -> tuple[float, float]:
+        d = self.params.rear_axle_to_centre_m
+        return self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
+
+    def place(self, cx: float, cy: float, yaw: float, speed: float = 0.0) -> None:
+        d = self.params.rear_axle_to_centre_m
+        self.x[0], self.y[0] = cx - d * math.cos(yaw), cy - d * math.sin(yaw)
+        self.yaw[0], self.speed[0] = yaw, speed
+        self.steer[0] = self.target_steer[0] = self.accel_cmd[0] = 0.0
+        self.accel = 0.0
+
+
+class EmbeddedBackend(Backend):
+    """loopdrive's own simulator behind the backend seam."""
+
+    def __init__(
+        self,
+        *,
+        map_cache: dict[str, MapAssets] | None = None,
+        signal_config: SignalConfig | None = None,
+        infraction_config: InfractionConfig | None = None,
+    ):
+        self._maps = map_cache if map_cache is not None else {}
+        self.signal_config = signal_config or SignalConfig()
+        self.infraction_config = infraction_config or InfractionConfig()
+        self.assets: MapAssets | None = None
+        self.scenario: Scenario | None = None
+        self.route: DenseRoute | None = None
+        self.monitor: InfractionMonitor | None = None
+        self._state: WorldState | None = None
+        self._control = Control()
+        self._seen_npc_pairs: set[tuple[int, int]] = set()
+
+    # -- building a world -------------------------------------------------------------
+
+    def assets_for(self, map_spec: str) -> MapAssets:
+        if map_spec not in self._maps:
+            self._maps[map_spec] = MapAssets.build(load_map(map_spec))
+        return self._maps[map_spec]
+
+    @property
+    def road_map(self) -> RoadMap:
+        if self.assets is None:
+            raise RuntimeError("reset the backend before reading its map")
+        return self.assets.road_map
+
+    def reset(self, scenario: Scenario, seed: int) -> WorldState:
+        self.scenario = scenario
+        self.assets = assets = self.assets_for(scenario.map)
+        self.dt_s = scenario.world.dt_s
+        rng = np.random.default_rng(seed)
+        self.route = self._plan_route(scenario, rng)
+        self._route_index = _RouteIndex.build(self.route, assets)
+        self._ego = _Ego(VEHICLE_PARAMS[scenario.world.ego_type])
+        self._ego.place(self.route.xyz_m[0, 0], self.route.xyz_m[0, 1], float(self.route.yaw_rad[0]))
+        self._hint = 0
+        self.signals = TrafficSignals(
+            assets.road_map, self.signal_config, int(seed), junctions=assets.junctions
+        )
+        self._signal_lane = np.array(
+            [assets.table.index[tuple(k)] for k in self.signals.lanes], dtype=np.int64
+        )
+        self._lane_state = np.full(len(assets.table), -1, np.int8)
+        avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
+        self.traffic = Traffic(assets.table, assets.junction_lanes, scenario.traffic, rng)
+        self.traffic.spawn(self.traffic.target_count(assets.road_map.driving_lane_km), avoid)
+        self.walkers = Walkers(assets.walkways, scenario.traffic, rng, first_id=len(self.traffic) + 1)
+        self.walkers.spawn(avoid)
+        self._tick, self._time = 0, 0.0
+        self._control = Control()
+        self._seen_npc_pairs = set()
+        self.monitor = InfractionMonitor(assets.road_map, self.route, self.infraction_config)
+        self._state = self._make_state(())
+        self.monitor.update(self._state, ())
+        return self._state
+
+    def _plan_route(self, scenario: Scenario, rng: np.random.Generator) -> DenseRoute:
+        planner = self.assets.planner
+        req = scenario.route
+        if req.is_random:
+            return random_route(planner, self.assets.road_map, rng, req.random_length_m)
+        yaws = np.array(req.keypoint_yaw_rad) if req.keypoint_yaw_rad else None
+        try:
+            return planner.plan_keypoints(np.array(req.keypoints_xyz_m), keypoint_yaw_rad=yaws).route
+        except RouteError as exc:
+            raise RouteError(
+                f"route {req.route_id or '(keypoints)'} on {self.road_map.name}: {exc}"
+            ) from None
+
+    # -- stepping ---------------------------------------------------------------------
+
+    def apply_control(self, control: Control) -> None:
+        if not isinstance(control, Control):
+            control = Control.from_array(control)
+        self._control = control
+
+    def tick(self) -> WorldState:
+        if self._state is None:
+            raise RuntimeError("reset the backend before ticking it")
+        dt = self.dt_s
+        self._step_ego(dt)
+        self._time = round(self._time + dt, 9)
+        self._tick += 1
+        states = self.signals.states(self._time)
+        self._lane_state[self._signal_lane] = states
+        ego_vec, claim = self._ego_on_lanes(states)
+        self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.xy)
+        self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
+        self.walkers.step(dt, self._time, states, self.signals, self.traffic)
+        contacts = self._ego_contacts()
+        state = self._make_state((), states)
+        events = self.monitor.update(state, contacts)
+        events = list(events) + self._npc_collisions()
+        if events:
+            state = WorldState(
+                state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
+            )
+        self._state = state
+        return state
+
+    def state(self) -> WorldState:
+        if self._state is None:
+            raise RuntimeError("reset the backend before reading its state")
+        return self._state
+
+    def close(self) -> None:
+        self._state = None
+
+    def _step_ego(self, dt: float) -> None:
+        e = self._ego
+        steer, accel = control_to_physical(self._control.steer, self._control.accel, e.params)
+        e.target_steer[0], e.accel_cmd[0] = steer, accel
+        v0 = e.speed[0]
+        p = e.params
+        step_vehicles(
+            e.x,
+            e.y,
+            e.yaw,
+            e.speed,
+            e.steer,
+            e.target_steer,
+            e.accel_cmd,
+            np.array([p.wheelbase_m]),
+            np.array([p.max_steer_rate_radps]),
+            np.array([p.max_speed_mps]),
+            dt,
+            self.scenario.world.substeps,
+        )
+        e.accel = (e.speed[0] - v0) / dt
+
+    def _locate_on_route(self, x: float, y: float) -> tuple[int, float]:
+        xy = self.route.xyz_m
+        lo, hi = max(0, self._hint - 10), min(len(xy), self._hint + 40)
+        d = np.hypot(xy[lo:hi, 0] - x, xy[lo:hi, 1] - y)
+        i = lo + int(np.argmin(d))
+        dist = float(d[i - lo])
+        if dist > 4.0:
+            d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+            i, dist = int(np.argmin(d)), float(np.min(d))
+        self._hint = i
+        return i, dist
+
+    def _ego_on_lanes(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ego as traffic sees it: [lane, s, half length, speed], and its junction claim."""
+        e, ri = self._ego, self._route_index
+        cx, cy = e.centre()
+        i, dist = self._locate_on_route(cx, cy)
+        claim = np.full(6, -1, np.int64)
+        half_len, half_wid = 0.5 * e.params.length_m, 0.5 * e.params.width_m
+        if dist > 3.0:  # off the route: place it on whatever lane it is on
+            pos = self.road_map.lane_at(cx, cy, yaw_rad=float(e.yaw[0]))
+            if pos is None:
+                return np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]), claim
+            lane = self.assets.table.index[pos.key]
+            jl = self.assets.junction_lanes.jl_index[lane]
+            claim[0] = jl
+            return np.array([float(lane), pos.s_m, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]), claim
+        ego_vec = np.array(
+            [float(ri.lane[i]), ri.lane_s[i], half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]
+        )
+        self._fill_claim(i, states, claim)
+        return ego_vec, claim
+
+    def _fill_claim(self, i: int, states: np.ndarray, claim: np.ndarray) -> None:
+        ri, e = self._route_index, self._ego
+        j = int(ri.junction_start[i])
+        n = len(ri.jl)
+        if j >= n:
+            return
+        s = self.route.s_m
+        ahead = s[j] - s[i] - 0.5 * e.params.length_m
+        v = float(e.speed[0])
+        if ri.jl[i] < 0:
+            reach = EGO_CLAIM_M + v * v / 6.0
+            if ahead > reach or (v < 0.5 and ahead > 3.0):
+                return
+            row = (
+                self.signals.controlled_index.get(self.assets.table.keys[ri.entry_lane[i]])
+                if ri.entry_lane[i] >= 0
+                else None
+            )
+            if row is not None and states[row] == LightState.RED:
+                return
+        k = 0
+        last = -2
+        while j < n and ri.jl[j] >= 0 and k < len(claim):
+            if ri.jl[j] != last:
+                claim[k] = last = ri.jl[j]
+                k += 1
+            j += 1
+
+    def _ego_contacts(self) -> list[tuple[int, int]]:
+        t, w, e = self.traffic, self.walkers, self._ego
+        cx, cy = e.centre()
+        box = (cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m)
+        contacts = []
+        if len(t):
+            for k in overlaps_with(box, t.x, t.y, t.yaw, t.half_len, t.half_wid):
+                contacts.append((int(t.ids[k]), int(t.type[k])))
+        if len(w):
+            for k in overlaps_with(box, w.x, w.y, w.yaw, w.half_len, w.half_wid):
+                contacts.append((int(w.ids[k]), int(ActorType.WALKER)))
+        return contacts
+
+    def _npc_collisions(self) -> list[Event]:
+        t = self.traffic
+        if len(t) < 2:
+            return []
+        out = []
+        for a, b in overlapping_pairs(t.x, t.y, t.yaw, t.half_len, t.half_wid):
+            key = (int(t.ids[a]), int(t.ids[b]))
+            if key not in self._seen_npc_pairs:
+                self._seen_npc_pairs.add(key)
+                out.append(
+                    Event(
+                        EventKind.NPC_COLLISION,
+                        self._time,
+                        (float(t.x[a]), float(t.y[a]), 0.0),
+                        int(t.ids[b]),
+                        int(t.type[b]),
+                        f"npc {key[0]} and npc {key[1]}",
+                    )
+                )
+        return out
+
+    def _make_state(self, events, states: np.ndarray | None = None) -> WorldState:
+        e, t, w = self._ego, self.traffic, self.walkers
+        cx, cy = e.centre()
+        ego = EgoState(
+            x_m=cx,
+            y_m=cy,
+            z_m=0.0,
+            yaw_rad=float(e.yaw[0]),
+            speed_mps=float(e.speed[0]),
+            accel_mps2=float(e.accel),
+            steer_rad=float(e.steer[0]),
+            length_m=e.params.length_m,
+            width_m=e.params.width_m,
+            height_m=e.params.height_m,
+        )
+        n, m = len(t), len(w)
+        xyz = np.zeros((n + m, 3))
+        xyz[:n, 0], xyz[:n, 1] = t.x, t.y
+        xyz[n:, 0], xyz[n:, 1] = w.x, w.y
+        half = np.empty((n + m, 3))
+        half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len, t.half_wid, 0.5 * t.height
+        half[n:, 0], half[n:, 1], half[n:, 2] = w.half_len, w.half_wid, 0.9
+        vel = np.empty((n + m, 2))
+        vel[:n, 0], vel[:n, 1] = t.speed * np.cos(t.yaw), t.speed * np.sin(t.yaw)
+        vel[n:] = w.velocity
+        actors = Actors(
+            id=np.concatenate([t.ids, w.ids]),
+            type=np.concatenate([t.type, np.full(m, int(ActorType.WALKER), np.int8)]),
+            xyz_m=xyz,
+            yaw_rad=np.concatenate([t.yaw, w.yaw]),
+            half_extent_m=half,
+            velocity_mps=vel,
+        )
+        if states is None:
+            states = self.signals.states(self._time)
+        sig = self.signals.signal_states(self._time) if len(self.signals) else SignalStates.empty()
+        return WorldState(self._tick, self._time, ego, actors, sig, tuple(events))
+
+    # -- helpers for drivers ------------------------------------------------------------
+
+    def make_autopilot(self, config: AutopilotConfig | None = None) -> Autopilot:
+        """The privileged autopilot for the current route."""
+        if self.route is None:
+            raise RuntimeError("reset the backend before asking for its autopilot")
+        rm = self.road_map
+        limits = np.array([rm.lanes[tuple(k)].speed_limit_mps for k in self.route.lane_keys])
+        return Autopilot(self.route, limits, self._ego.params, config)

@@ -1,0 +1,45 @@
+"""Random routes on any map (for generated towns and training)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.errors import LoopdriveError, RouteError
+from sim.maps.planner import DenseRoute, RoutePlanner
+from sim.maps.roadmap import RoadMap
+
+__all__ = ["random_route"]
+
+
+def random_route(
+    planner: RoutePlanner, road_map: RoadMap, rng: np.random.Generator, length_m: float, *, tries: int = 40
+) -> DenseRoute:
+    """A route from a random lane point, about ``length_m`` long (within 25 % when the
+    map allows; else the closest found). Raises when no route can be planned."""
+    keys = [k for k, lane in road_map.lanes.items() if not lane.in_junction and lane.length_m > 10.0]
+    if not keys:
+        raise LoopdriveError(f"{road_map.name}: no lane outside junctions long enough to start a route on")
+    best: DenseRoute | None = None
+    for _ in range(tries):
+        start_lane = road_map.lanes[keys[int(rng.integers(len(keys)))]]
+        goal_lane = road_map.lanes[keys[int(rng.integers(len(keys)))]]
+        i = len(start_lane.s_m) // 4
+        start, goal = start_lane.xyz_m[i], goal_lane.xyz_m[3 * len(goal_lane.s_m) // 4]
+        if np.hypot(*(goal[:2] - start[:2])) > length_m:
+            continue
+        try:
+            route = planner.plan(
+                start,
+                goal,
+                start_yaw_rad=float(start_lane.yaw_rad[i]),
+                goal_yaw_rad=float(goal_lane.yaw_rad[3 * len(goal_lane.s_m) // 4]),
+            )
+        except RouteError:
+            continue
+        if best is None or abs(route.length_m - length_m) < abs(best.length_m - length_m):
+            best = route
+        if abs(best.length_m - length_m) < 0.25 * length_m:
+            break
+    if best is None:
+        raise RouteError(f"{road_map.name}: could not plan a random route of about {length_m:.0f} m")
+    return best
