@@ -24,7 +24,10 @@ import numpy as np
 from sim.errors import ConfigError
 from sim.state import Control, LightState, WorldState
 
-__all__ = ["AutopilotConfig", "Autopilot"]
+__all__ = ["AutopilotConfig", "Autopilot", "LEVEL_M"]
+
+#: actors further apart in height (m) are on different levels (a bridge and the road below)
+LEVEL_M = 2.5
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,8 @@ class Autopilot:
         if len(pts) == 0:
             return math.inf, 0.0
         rel = actors.xyz_m[:, :2] - pts[0]
-        near = np.hypot(rel[:, 0], rel[:, 1]) < c.scan_m + 30.0
+        level = np.abs(actors.xyz_m[:, 2] - state.ego.z_m) < LEVEL_M  # not on a bridge over or under
+        near = (np.hypot(rel[:, 0], rel[:, 1]) < c.scan_m + 30.0) & level
         if not near.any():
             return math.inf, 0.0
         pos, vel = actors.xyz_m[near, :2], actors.velocity_mps[near]

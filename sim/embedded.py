@@ -39,7 +39,7 @@ from sim.state import (
     SignalStates,
     WorldState,
 )
-from sim.traffic import JunctionLanes, Traffic
+from sim.traffic import LEVEL_M, JunctionLanes, Traffic
 from sim.vehicle import VEHICLE_PARAMS, VehicleParams, control_to_physical, step_vehicles
 from sim.walkers import WalkerNetwork, Walkers
 
@@ -270,6 +270,10 @@ class EmbeddedBackend(Backend):
         )
         e.accel = (e.speed[0] - v0) / dt
 
+    def _ego_z(self) -> float:
+        """The ego's height: the route's at its nearest route point (the ego drives on it)."""
+        return float(self.route.xyz_m[self._hint, 2])
+
     def _locate_on_route(self, x: float, y: float) -> tuple[int, float]:
         xy = self.route.xyz_m
         lo, hi = max(0, self._hint - 10), min(len(xy), self._hint + 40)
@@ -292,11 +296,15 @@ class EmbeddedBackend(Backend):
         if dist > 3.0:  # off the route: place it on whatever lane it is on
             pos = self.road_map.lane_at(cx, cy, yaw_rad=float(e.yaw[0]))
             if pos is None:
-                return np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]), claim
+                return np.array(
+                    [-1.0, 0.0, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid, self._ego_z()]
+                ), claim
             lane = self.assets.table.index[pos.key]
             jl = self.assets.junction_lanes.jl_index[lane]
             claim[0] = jl
-            return np.array([float(lane), pos.s_m, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]), claim
+            return np.array(
+                [float(lane), pos.s_m, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid, self._ego_z()]
+            ), claim
         ego_vec = np.array(
             [float(ri.lane[i]), ri.lane_s[i], half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]
         )
@@ -336,12 +344,15 @@ class EmbeddedBackend(Backend):
         cx, cy = e.centre()
         box = (cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m)
         contacts = []
+        z = self._ego_z()
         if len(t):
             for k in overlaps_with(box, t.x, t.y, t.yaw, t.half_len, t.half_wid):
-                contacts.append((int(t.ids[k]), int(t.type[k])))
+                if abs(t.z[k] - z) < LEVEL_M:  # not a bridge over or under the ego
+                    contacts.append((int(t.ids[k]), int(t.type[k])))
         if len(w):
             for k in overlaps_with(box, w.x, w.y, w.yaw, w.half_len, w.half_wid):
-                contacts.append((int(w.ids[k]), int(ActorType.WALKER)))
+                if abs(w.z[k] - z) < LEVEL_M:
+                    contacts.append((int(w.ids[k]), int(ActorType.WALKER)))
         return contacts
 
     def _npc_collisions(self) -> list[Event]:
@@ -350,6 +361,8 @@ class EmbeddedBackend(Backend):
             return []
         out = []
         for a, b in overlapping_pairs(t.x, t.y, t.yaw, t.half_len, t.half_wid):
+            if abs(t.z[a] - t.z[b]) >= LEVEL_M:
+                continue
             key = (int(t.ids[a]), int(t.ids[b]))
             if key not in self._seen_npc_pairs:
                 self._seen_npc_pairs.add(key)
@@ -371,7 +384,7 @@ class EmbeddedBackend(Backend):
         ego = EgoState(
             x_m=cx,
             y_m=cy,
-            z_m=0.0,
+            z_m=self._ego_z(),
             yaw_rad=float(e.yaw[0]),
             speed_mps=float(e.speed[0]),
             accel_mps2=float(e.accel),
@@ -382,8 +395,8 @@ class EmbeddedBackend(Backend):
         )
         n, m = len(t), len(w)
         xyz = np.zeros((n + m, 3))
-        xyz[:n, 0], xyz[:n, 1] = t.x, t.y
-        xyz[n:, 0], xyz[n:, 1] = w.x, w.y
+        xyz[:n, 0], xyz[:n, 1], xyz[:n, 2] = t.x, t.y, t.z
+        xyz[n:, 0], xyz[n:, 1], xyz[n:, 2] = w.x, w.y, w.z
         half = np.empty((n + m, 3))
         half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len, t.half_wid, 0.5 * t.height
         half[n:, 0], half[n:, 1], half[n:, 2] = w.half_len, w.half_wid, 0.9

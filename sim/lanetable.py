@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.maps.roadmap import LaneKey, RoadMap
 
-__all__ = ["LaneTable", "lane_pose"]
+__all__ = ["LaneTable", "lane_pose", "lane_z"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class LaneTable:
     pt_off: np.ndarray  # (L+1,) int64
     xy: np.ndarray  # (P, 2) centre-line points
     yaw: np.ndarray  # (P,)
+    z: np.ndarray  # (P,) height (m): bridges cross roads without meeting them
     s: np.ndarray  # (P,) distance along the lane
     width: np.ndarray  # (P,)
     length: np.ndarray  # (L,)
@@ -50,6 +51,7 @@ class LaneTable:
             pt_off=pt_off,
             xy=np.ascontiguousarray(np.concatenate([ln.xyz_m[:, :2] for ln in lanes])),
             yaw=np.concatenate([ln.yaw_rad for ln in lanes]),
+            z=np.concatenate([ln.xyz_m[:, 2] for ln in lanes]),
             s=np.concatenate([ln.s_m for ln in lanes]),
             width=np.concatenate([ln.width_m for ln in lanes]),
             length=np.array([ln.length_m for ln in lanes]),
@@ -91,3 +93,18 @@ def lane_pose(pt_off, xy, yaw, s, lane, s_m):
     elif dyaw < -np.pi:
         dyaw += 2.0 * np.pi
     return xy[a, 0] + t * (xy[b, 0] - xy[a, 0]), xy[a, 1] + t * (xy[b, 1] - xy[a, 1]), yaw[a] + t * dyaw
+
+
+@numba.njit(cache=True)
+def lane_z(pt_off, z, s, lane, s_m):
+    """Height (m) of ``lane`` at ``s_m`` (the nearest centre-line point at or before it)."""
+    lo = pt_off[lane]
+    hi = pt_off[lane + 1] - 1
+    a, b = lo, hi
+    while b - a > 1:
+        m = (a + b) // 2
+        if s[m] <= s_m:
+            a = m
+        else:
+            b = m
+    return z[a]

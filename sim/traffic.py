@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from sim.errors import LoopdriveError
-from sim.lanetable import LaneTable, lane_pose
+from sim.lanetable import LaneTable, lane_pose, lane_z
 from sim.scenario import TrafficConfig
 from sim.state import ActorType, LightState
 from sim.vehicle import VEHICLE_PARAMS
@@ -36,6 +36,8 @@ __all__ = ["Traffic", "JunctionLanes", "PATH_LANES"]
 
 #: lanes ahead each NPC has chosen (its current lane excluded)
 PATH_LANES = 4
+#: actors further apart in height (m) are on different levels (a bridge and the road below)
+LEVEL_M = 2.5
 #: how far ahead (m) of its front NPCs look for leaders on any lane
 NEAR_AHEAD_M = 10.0
 #: how far ahead (m) NPCs look for leaders and stop lines
@@ -124,7 +126,7 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
 
 
 @numba.njit(cache=True)
-def _near_ahead(i, x, y, yaw, speed, half_len, half_wid, ego):
+def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego):
     """Gap (m) and speed of a vehicle just ahead of i, headed within 60 degrees of it,
     whatever lane it is on: the leader of two paths that diverge from one lane (or
     merge) until they really part. Covers the first ``NEAR_AHEAD_M`` only, where
@@ -134,10 +136,12 @@ def _near_ahead(i, x, y, yaw, speed, half_len, half_wid, ego):
     for j in range(-1, x.shape[0]):
         if j == i:
             continue
-        if j < 0:  # the ego: [lane, s, half_len, speed, x, y, yaw, half_wid]
-            ox, oy, oyaw, ohl, ohw, ov = ego[4], ego[5], ego[6], ego[2], ego[7], ego[3]
+        if j < 0:  # the ego: [lane, s, half_len, speed, x, y, yaw, half_wid, z]
+            ox, oy, oz, oyaw, ohl, ohw, ov = ego[4], ego[5], ego[8], ego[6], ego[2], ego[7], ego[3]
         else:
-            ox, oy, oyaw, ohl, ohw, ov = x[j], y[j], yaw[j], half_len[j], half_wid[j], speed[j]
+            ox, oy, oz, oyaw, ohl, ohw, ov = x[j], y[j], z[j], yaw[j], half_len[j], half_wid[j], speed[j]
+        if abs(oz - z[i]) > LEVEL_M:
+            continue
         dx, dy = ox - x[i], oy - y[i]
         along = dx * c + dy * sn
         if along <= 0.0 or along > NEAR_AHEAD_M + half_len[i] + ohl:
@@ -365,10 +369,12 @@ def _traffic_step(
     rng,
     x,
     y,
+    z,
     yaw,
     pt_off,
     pxy,
     pyaw,
+    pz,
     ps,
     length,
     speed_limit,
@@ -390,7 +396,7 @@ def _traffic_step(
             accel[i] = 0.0
             continue
         gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego)
-        near, near_v = _near_ahead(i, x, y, yaw, speed, half_len, half_wid, ego)
+        near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego)
         if near < gap:
             gap, lead_v = near, near_v
         line = _stop_line_gap(
@@ -427,6 +433,7 @@ def _traffic_step(
         speed[i] = v
         _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index)
         x[i], y[i], yaw[i] = lane_pose(pt_off, pxy, pyaw, ps, lane[i], s[i])
+        z[i] = lane_z(pt_off, pz, ps, lane[i], s[i])
 
 
 def curve_speeds(table: LaneTable, lateral_accel_mps2: float = LATERAL_ACCEL_MPS2) -> np.ndarray:
@@ -491,6 +498,7 @@ class Traffic:
         self.rng_state = np.zeros(n, np.uint64)
         self.x = np.zeros(n)
         self.y = np.zeros(n)
+        self.z = np.zeros(n)
         self.yaw = np.zeros(n)
 
     def __len__(self) -> int:
@@ -599,6 +607,7 @@ class Traffic:
                 break
             prev = nxt
         self.x[i], self.y[i], self.yaw[i] = t.pose(lane, s)
+        self.z[i] = lane_z(t.pt_off, t.z, t.s, lane, s)
         self.speed[i] = 0.0
         self.dead[i] = False
         self.reserved[i] = self.junctions.jl_index[lane]
@@ -635,7 +644,7 @@ class Traffic:
         """Advance every NPC by ``dt_s``.
 
         ``lane_state`` (L,) int8 is the LightState controlling each entry lane (-1: none);
-        ``ego`` = [lane index or -1, s, half length, speed, x, y, yaw, half width] places
+        ``ego`` = [lane index or -1, s, half length, speed, x, y, yaw, half width, z] places
         the ego on the lanes and in the plane;
         ``ego_claim`` (int64, -1 padded) lists the junction lanes (numbers of
         :class:`JunctionLanes`) the ego is on or about to enter, through to the exit.
@@ -657,10 +666,12 @@ class Traffic:
             self.rng_state,
             self.x,
             self.y,
+            self.z,
             self.yaw,
             t.pt_off,
             t.xy,
             t.yaw,
+            t.z,
             t.s,
             t.length,
             t.speed_limit,

@@ -41,6 +41,7 @@ class WalkerNetwork:
 
     e_off: np.ndarray  # (E+1,) into the point arrays
     xy: np.ndarray  # (P, 2)
+    z: np.ndarray  # (P,) height (m)
     s: np.ndarray  # (P,) distance along its edge
     length: np.ndarray  # (E,)
     kind: np.ndarray  # (E,) int8
@@ -63,7 +64,7 @@ class WalkerNetwork:
     def empty(cls) -> WalkerNetwork:
         z = np.zeros(0)
         return cls(
-            np.zeros(1, np.int64), np.zeros((0, 2)), z, z, np.zeros(0, np.int8), np.zeros((0, 2), np.int64)
+            np.zeros(1, np.int64), np.zeros((0, 2)), z, z, z, np.zeros(0, np.int8), np.zeros((0, 2), np.int64)
         )
 
     @classmethod
@@ -77,7 +78,7 @@ class WalkerNetwork:
             return cls.empty()
         builder = _Builder()
         for st in strips:
-            builder.add_sidewalk(st.centre_xy_m)
+            builder.add_sidewalk(np.column_stack([st.centre_xy_m, st.z_m]))
         builder.add_crossings(road_map)
         return builder.finish()
 
@@ -88,6 +89,7 @@ class _Builder:
         self.edges: list[tuple[np.ndarray, int, int, int]] = []
 
     def node(self, p: np.ndarray) -> int:
+        p = p[:2]
         for i, q in enumerate(self.nodes):
             if (
                 abs(q[0] - p[0]) < NODE_SNAP_M
@@ -100,7 +102,7 @@ class _Builder:
 
     def add_sidewalk(self, pts: np.ndarray) -> None:
         pts = np.asarray(pts, dtype=np.float64)
-        length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
+        length = float(np.hypot(*np.diff(pts[:, :2], axis=0).T).sum())
         if length < 0.5:
             return
         if length > 40.0:  # split long edges: their middle node starts a mid-block crossing
@@ -112,6 +114,9 @@ class _Builder:
 
     def add_crossings(self, road_map: RoadMap) -> None:
         nodes = np.array(self.nodes)
+        self.node_z = np.zeros(len(nodes))
+        for pts, a, b, _k in self.edges:
+            self.node_z[a], self.node_z[b] = pts[0, 2], pts[-1, 2]
         degree = np.zeros(len(nodes), int)
         for _, a, b, _k in self.edges:
             degree[a] += 1
@@ -140,7 +145,9 @@ class _Builder:
             if self._crosses_road(road_map, nodes[a], nodes[b]):
                 seen.add(key)
                 n = max(2, int(math.ceil(d[b])) + 1)
-                pts = np.linspace(nodes[a], nodes[b], n)
+                pa = np.array([*nodes[a], self.node_z[a]])
+                pb = np.array([*nodes[b], self.node_z[b]])
+                pts = np.linspace(pa, pb, n)
                 self.edges.append((pts, a, int(b), kind))
                 return  # one crossing per node: the nearest across the road
 
@@ -154,9 +161,12 @@ class _Builder:
     def finish(self) -> WalkerNetwork:
         counts = [len(e[0]) for e in self.edges]
         e_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        xy = np.concatenate([e[0] for e in self.edges])
+        xyz = np.concatenate([e[0] for e in self.edges])
         s = np.concatenate(
-            [np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(e[0], axis=0).T))]) for e in self.edges]
+            [
+                np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(e[0][:, :2], axis=0).T))])
+                for e in self.edges
+            ],
         )
         length = np.array([s[e_off[i + 1] - 1] for i in range(len(self.edges))])
         node_edges: list[list[int]] = [[] for _ in self.nodes]
@@ -165,7 +175,8 @@ class _Builder:
             node_edges[b].append(i)
         return WalkerNetwork(
             e_off=e_off,
-            xy=np.ascontiguousarray(xy),
+            xy=np.ascontiguousarray(xyz[:, :2]),
+            z=np.ascontiguousarray(xyz[:, 2]),
             s=s,
             length=length,
             kind=np.array([e[3] for e in self.edges], np.int8),
@@ -198,7 +209,16 @@ def _edge_pose(e_off, pxy, ps, edge, u):
 
 
 @numba.njit(cache=True)
-def _walk(edge, u, direction, speed, waiting, x, y, yaw, vel, at_end, e_off, pxy, ps, length, dt):
+def _edge_z(e_off, pz, ps, edge, u):
+    lo, hi = e_off[edge], e_off[edge + 1] - 1
+    a = lo
+    while a < hi and ps[a + 1] <= u:
+        a += 1
+    return pz[a]
+
+
+@numba.njit(cache=True)
+def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, pxy, pz, ps, length, dt):
     """Move every walker along its edge; flag those that reached an end."""
     for i in range(edge.shape[0]):
         at_end[i] = False
@@ -216,6 +236,7 @@ def _walk(edge, u, direction, speed, waiting, x, y, yaw, vel, at_end, e_off, pxy
         nx, ny, h = _edge_pose(e_off, pxy, ps, e, u[i])
         vel[i, 0], vel[i, 1] = (nx - x[i]) / dt, (ny - y[i]) / dt
         x[i], y[i] = nx, ny
+        z[i] = _edge_z(e_off, pz, ps, e, u[i])
         yaw[i] = h if direction[i] > 0 else h + np.pi
 
 
@@ -242,6 +263,7 @@ class Walkers:
         self.pending_dir = np.ones(n)
         self.x = np.zeros(n)
         self.y = np.zeros(n)
+        self.z = np.zeros(n)
         self.yaw = np.zeros(n)
         self.velocity = np.zeros((n, 2))
         self._at_end = np.zeros(n, np.bool_)
@@ -280,6 +302,7 @@ class Walkers:
                 self.net.e_off, self.net.xy, self.net.s, self.edge[i], self.u[i]
             )
             self.yaw[i] = h if self.direction[i] > 0 else h + math.pi
+            self.z[i] = _edge_z(self.net.e_off, self.net.z, self.net.s, self.edge[i], self.u[i])
 
     def step(self, dt_s: float, time_s: float, signal_states: np.ndarray, signals, traffic) -> None:
         """Advance every walker; choose new edges at nodes; cross when allowed."""
@@ -294,11 +317,13 @@ class Walkers:
             self.waiting,
             self.x,
             self.y,
+            self.z,
             self.yaw,
             self.velocity,
             self._at_end,
             net.e_off,
             net.xy,
+            net.z,
             net.s,
             net.length,
             dt_s,
