@@ -8,13 +8,12 @@ within about 1 %.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from sim.errors import MapError
+from sim.maps.native import quiet_native_output
 from sim.maps.roadmap import RoadMap
 
 __all__ = ["osm_centre", "osm_to_xodr", "load_osm", "road_extent_m"]
@@ -87,22 +86,6 @@ def road_extent_m(osm_text: str, *, source: str = "<osm>") -> tuple[float, float
     return ew, ns
 
 
-@contextlib.contextmanager
-def _quiet_native_output():
-    """Silence the converter's native prints (e.g. 'pj_obj_create: Cannot find proj.db')."""
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-
-
 def osm_to_xodr(osm_text: str, *, source: str = "<osm>", traffic_lights: bool = True) -> str:
     """Convert an OpenStreetMap extract to OpenDRIVE text, projected around its centre."""
     import carla
@@ -117,7 +100,7 @@ def osm_to_xodr(osm_text: str, *, source: str = "<osm>", traffic_lights: bool = 
     )
     settings.generate_traffic_lights = traffic_lights
     try:
-        with _quiet_native_output():
+        with quiet_native_output():
             xodr = carla.Osm2Odr.convert(osm_text, settings)
     except RuntimeError as exc:
         raise MapError(f"{source}: carla.Osm2Odr could not convert the extract ({exc})") from None

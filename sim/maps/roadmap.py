@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sim.errors import MapError
+from sim.maps.native import quiet_native_output
 
 __all__ = [
     "LaneKey",
@@ -237,7 +238,8 @@ class RoadMap:
         self.resolution_m = resolution_m
         self.content_hash = content_hash(xodr_text)
         try:
-            self.carla_map = carla.Map(name, xodr_text)
+            with quiet_native_output():
+                self.carla_map = carla.Map(name, xodr_text)
         except RuntimeError as exc:  # carla raises RuntimeError on unparsable files
             raise MapError(f"{self.source}: not a valid OpenDRIVE map ({exc})") from None
         self._speed_limits = _road_speed_limits(xodr_text)
