@@ -255,7 +255,8 @@ class Autopilot:
                 continue
             st = int(signals.state[row])
             if self._must_stop(st, dist, v, line_i):
-                best = min(best, dist)
+                # at a stop sign the front bumper stops ~1 m before the line, in the stop zone
+                best = min(best, dist + self.config.min_gap_m - 1.0 if st == LightState.STOP else dist)
         return best
 
     def _must_stop(self, st: int, dist: float, v: float, line_i: int) -> bool:
@@ -264,7 +265,7 @@ class Autopilot:
         if st == LightState.YELLOW:
             return dist > v * v / (2.0 * self.vehicle.max_brake_mps2 * 0.6)
         if st == LightState.STOP and line_i not in self._served:
-            if v < 0.05 and dist < 3.0:
+            if v < 0.05 and dist < 2.5:
                 self._served.add(line_i)
                 return False
             return dist > -1.0

@@ -226,7 +226,7 @@ class EmbeddedBackend(Backend):
         states = self.signals.states(self._time)
         self._lane_state[self._signal_lane] = states
         ego_vec, claim = self._ego_on_lanes(states)
-        self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.xy)
+        self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
         self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
         self.walkers.step(dt, self._time, states, self.signals, self.traffic)
         contacts = self._ego_contacts()

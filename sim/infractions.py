@@ -69,7 +69,8 @@ class InfractionConfig:
       ``int(base + per_m * length)`` seconds, Leaderboard 1.0's ``route_scenario.py``
       (``INITIAL_SECONDS_DELAY`` 5 s, ``SECONDS_GIVEN_PER_METERS`` 0.8).
     * ``stop_sign_speed_mps``, ``stop_zone_m``: at a STOP row the ego must be slower
-      than this speed at some tick while within ``stop_zone_m`` before the line.
+      than this speed at some tick while its front bumper is within ``stop_zone_m``
+      before the line (and its centre not yet over it).
     * ``collision_min_speed_mps``: contacts while the ego is slower than this are not
       its fault (``CollisionTest.EPSILON``: 0.1 m/s).
     * ``collision_rearm_s``: an actor already counted counts again only after this many
@@ -542,7 +543,10 @@ class InfractionMonitor:
         cx, cy, ux, uy, half = lines.cx[r], lines.cy[r], lines.ux[r], lines.uy[r], lines.half[r]
         a1 = (x - cx) * ux + (y - cy) * uy  # along the direction of travel; the line is at 0
         lat1 = (y - cy) * ux - (x - cx) * uy
-        if not red and -self.config.stop_zone_m <= a1 <= 0.0 and abs(lat1) <= half:
+        # The stop zone holds the ego when its front bumper is in it (the Leaderboard tests
+        # the ego's box against the stop sign's trigger volume, not its centre).
+        front = a1 + 0.5 * ego.length_m
+        if not red and -self.config.stop_zone_m <= front and a1 <= 0.0 and abs(lat1) <= half:
             if ego.speed_mps < self.config.stop_sign_speed_mps:
                 lines.stopped[r] = True
             return None

@@ -300,6 +300,7 @@ def _stop_line_gap(
     to_line = dist - half_len[i]
     entry = lane[i] if k == 0 else path[i, k - 1]
     if _must_stop_for_signal(i, lane_state[entry], to_line, speed[i], stop_served, comfort_decel):
+        reserved[i] = -1  # waiting at a red light must not hold the junction for others
         return to_line
     jl = jl_index[path[i, k]]
     if reserved[i] == jl:

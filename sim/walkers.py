@@ -277,6 +277,15 @@ class Walkers:
     def xy(self) -> np.ndarray:
         return np.stack([self.x, self.y], axis=1) if len(self) else np.zeros((0, 2))
 
+    @property
+    def road_xy(self) -> np.ndarray:
+        """Positions of the walkers out on the road (crossing, not waiting at the curb):
+        the ones vehicles must brake for."""
+        if len(self) == 0:
+            return np.zeros((0, 2))
+        out = (self.net.kind[self.edge] != _KIND_SIDEWALK) & ~self.waiting
+        return np.stack([self.x[out], self.y[out]], axis=1)
+
     def target_count(self) -> int:
         c = self.config
         if c.walker_count >= 0:
