@@ -356,24 +356,32 @@ class EmbeddedBackend(Backend):
         return contacts
 
     def _npc_collisions(self) -> list[Event]:
-        t = self.traffic
-        if len(t) < 2:
+        """Touches between non-ego actors (vehicles and walkers), each pair once: no
+        penalty, but a world where they happen is a bug worth seeing."""
+        t, w = self.traffic, self.walkers
+        n = len(t)
+        if n + len(w) < 2:
             return []
+        x, y = np.concatenate([t.x, w.x]), np.concatenate([t.y, w.y])
+        z, yaw = np.concatenate([t.z, w.z]), np.concatenate([t.yaw, w.yaw])
+        hl, hw = np.concatenate([t.half_len, w.half_len]), np.concatenate([t.half_wid, w.half_wid])
+        ids = np.concatenate([t.ids, w.ids])
         out = []
-        for a, b in overlapping_pairs(t.x, t.y, t.yaw, t.half_len, t.half_wid):
-            if abs(t.z[a] - t.z[b]) >= LEVEL_M:
+        for a, b in overlapping_pairs(x, y, yaw, hl, hw):
+            if a >= n or abs(z[a] - z[b]) >= LEVEL_M:  # pairs come as a < b: a >= n is two walkers
                 continue
-            key = (int(t.ids[a]), int(t.ids[b]))
+            key = (int(ids[a]), int(ids[b]))
             if key not in self._seen_npc_pairs:
                 self._seen_npc_pairs.add(key)
+                other_type = int(t.type[b]) if b < n else int(ActorType.WALKER)
                 out.append(
                     Event(
                         EventKind.NPC_COLLISION,
                         self._time,
-                        (float(t.x[a]), float(t.y[a]), 0.0),
-                        int(t.ids[b]),
-                        int(t.type[b]),
-                        f"npc {key[0]} and npc {key[1]}",
+                        (float(x[a]), float(y[a]), float(z[a])),
+                        key[1],
+                        other_type,
+                        f"actor {key[0]} and actor {key[1]}",
                     )
                 )
         return out
