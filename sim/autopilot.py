@@ -204,6 +204,12 @@ class Autopilot:
         a = c.max_accel_mps2 * (free - (s_star / gap) ** 2)
         return max(a, -self.vehicle.max_brake_mps2)
 
+    def _horizon_m(self, speed_mps: float) -> float:
+        """How far ahead to look: the scan distance, or the comfortable stopping distance
+        plus a margin at speed (a highway needs more than a town street)."""
+        c = self.config
+        return max(c.scan_m, speed_mps * speed_mps / (2.0 * c.comfort_decel_mps2) + 20.0)
+
     def _obstacle_gap(self, state: WorldState, i: int) -> tuple[float, float]:
         """Distance (front bumper to the actor's near side) along the route to the first
         actor that is or will be in the corridor, and its speed along the route."""
@@ -211,13 +217,13 @@ class Autopilot:
         if len(actors) == 0:
             return math.inf, 0.0
         c, veh = self.config, self.vehicle
-        j = int(np.searchsorted(self.s, self.s[i] + c.scan_m))
+        j = int(np.searchsorted(self.s, self.s[i] + self._horizon_m(state.ego.speed_mps)))
         pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self._s_now
         if len(pts) == 0:
             return math.inf, 0.0
         rel = actors.xyz_m[:, :2] - pts[0]
         level = np.abs(actors.xyz_m[:, 2] - state.ego.z_m) < LEVEL_M  # not on a bridge over or under
-        near = (np.hypot(rel[:, 0], rel[:, 1]) < c.scan_m + 30.0) & level
+        near = (np.hypot(rel[:, 0], rel[:, 1]) < self._horizon_m(state.ego.speed_mps) + 30.0) & level
         if not near.any():
             return math.inf, 0.0
         pos, vel = actors.xyz_m[near, :2], actors.velocity_mps[near]
@@ -251,7 +257,7 @@ class Autopilot:
             if line_i is None:
                 continue
             dist = float(self.s[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
-            if dist > 60.0:
+            if dist > self._horizon_m(v):
                 continue
             st = int(signals.state[row])
             if self._must_stop(st, dist, v, line_i):
