@@ -53,7 +53,7 @@ import numpy as np
 
 from sim.errors import ConfigError
 
-__all__ = ["IDMParams", "IDM_COLUMNS", "idm_table", "idm_accel"]
+__all__ = ["IDMParams", "IDM_COLUMNS", "idm_table", "idm_accel", "idm_accel_one"]
 
 
 @dataclass(frozen=True)
@@ -155,16 +155,31 @@ def idm_accel(
     n = speed_mps.shape[0]
     out = np.empty(n)
     for i in range(n):
-        v = max(0.0, speed_mps[i])
-        a, b, b_max = params[i, _A], params[i, _B], params[i, _B_MAX]
-        acc = _free_road(v, desired_speed_mps[i], a, b, params[i, _DELTA])
-        s = gap_m[i]
-        if not s > 0.0:  # touching already, or a NaN gap: brake
-            acc = -b_max
-        elif s < np.inf:
-            dv = closing_speed_mps[i]
-            s_star = params[i, _S0] + max(0.0, v * params[i, _T] + v * dv / (2.0 * math.sqrt(a * b)))
-            acc -= a * (s_star / s) ** 2
-            acc = min(acc, _safe_accel(v, s, dv, b_max, params[i, _B_LEAD], params[i, _S_EMERGENCY], dt_s))
-        out[i] = max(-b_max, acc)
+        out[i] = idm_accel_one(
+            speed_mps[i], desired_speed_mps[i], gap_m[i], closing_speed_mps[i], params[i], dt_s
+        )
     return out
+
+
+@numba.njit(cache=True)
+def idm_accel_one(
+    speed_mps: float,
+    desired_speed_mps: float,
+    gap_m: float,
+    closing_speed_mps: float,
+    row: np.ndarray,
+    dt_s: float,
+) -> float:
+    """:func:`idm_accel` for one follower, ``row`` its line of the parameter table."""
+    v = max(0.0, speed_mps)
+    a, b, b_max = row[_A], row[_B], row[_B_MAX]
+    acc = _free_road(v, desired_speed_mps, a, b, row[_DELTA])
+    s = gap_m
+    if not s > 0.0:  # touching already, or a NaN gap: brake
+        acc = -b_max
+    elif s < np.inf:
+        dv = closing_speed_mps
+        s_star = row[_S0] + max(0.0, v * row[_T] + v * dv / (2.0 * math.sqrt(a * b)))
+        acc -= a * (s_star / s) ** 2
+        acc = min(acc, _safe_accel(v, s, dv, b_max, row[_B_LEAD], row[_S_EMERGENCY], dt_s))
+    return max(-b_max, acc)

@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.maps.roadmap import LaneKey, RoadMap
 
-__all__ = ["LaneTable", "lane_pose", "lane_z"]
+__all__ = ["LaneTable", "lane_pose", "lane_z", "segment_index"]
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,11 @@ class LaneTable:
 
 
 @numba.njit(cache=True)
-def lane_pose(pt_off, xy, yaw, s, lane, s_m):
-    """(x, y, yaw) at ``s_m`` along ``lane``: binary search, then linear interpolation."""
-    lo = pt_off[lane]
-    hi = pt_off[lane + 1] - 1
-    if hi <= lo or s_m <= s[lo]:
-        return xy[lo, 0], xy[lo, 1], yaw[lo]
-    if s_m >= s[hi]:
-        return xy[hi, 0], xy[hi, 1], yaw[hi]
+def segment_index(s, lo, hi, s_m):
+    """Index ``a`` in ``[lo, hi - 1]`` of the polyline segment ``s[a] <= s_m < s[a + 1]``
+    (clamped to the first and last segment), by bisection over the sorted ``s[lo:hi + 1]``."""
+    if hi <= lo:
+        return lo
     a, b = lo, hi
     while b - a > 1:
         m = (a + b) // 2
@@ -85,6 +82,20 @@ def lane_pose(pt_off, xy, yaw, s, lane, s_m):
             a = m
         else:
             b = m
+    return a
+
+
+@numba.njit(cache=True)
+def lane_pose(pt_off, xy, yaw, s, lane, s_m):
+    """(x, y, yaw) at ``s_m`` along ``lane``: bisection, then linear interpolation."""
+    lo = pt_off[lane]
+    hi = pt_off[lane + 1] - 1
+    if hi <= lo or s_m <= s[lo]:
+        return xy[lo, 0], xy[lo, 1], yaw[lo]
+    if s_m >= s[hi]:
+        return xy[hi, 0], xy[hi, 1], yaw[hi]
+    a = segment_index(s, lo, hi, s_m)
+    b = a + 1
     ds = s[b] - s[a]
     t = 0.0 if ds <= 0.0 else (s_m - s[a]) / ds
     dyaw = yaw[b] - yaw[a]
@@ -97,14 +108,5 @@ def lane_pose(pt_off, xy, yaw, s, lane, s_m):
 
 @numba.njit(cache=True)
 def lane_z(pt_off, z, s, lane, s_m):
-    """Height (m) of ``lane`` at ``s_m`` (the nearest centre-line point at or before it)."""
-    lo = pt_off[lane]
-    hi = pt_off[lane + 1] - 1
-    a, b = lo, hi
-    while b - a > 1:
-        m = (a + b) // 2
-        if s[m] <= s_m:
-            a = m
-        else:
-            b = m
-    return z[a]
+    """Height (m) of ``lane`` at ``s_m`` (the centre-line point at or before it)."""
+    return z[segment_index(s, pt_off[lane], pt_off[lane + 1] - 1, s_m)]

@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from sim.errors import LoopdriveError
+from sim.idm import IDM_COLUMNS, IDMParams, idm_accel_one
 from sim.lanetable import LaneTable, lane_pose, lane_z
 from sim.scenario import TrafficConfig
 from sim.state import ActorType, LightState
@@ -35,13 +36,13 @@ from sim.vehicle import VEHICLE_PARAMS
 __all__ = ["Traffic", "JunctionLanes", "PATH_LANES"]
 
 #: lanes ahead each NPC has chosen (its current lane excluded)
-PATH_LANES = 4
+PATH_LANES = 8
 #: actors further apart in height (m) are on different levels (a bridge and the road below)
 LEVEL_M = 2.5
 #: how far ahead (m) of its front NPCs look for leaders on any lane
 NEAR_AHEAD_M = 10.0
 #: how far ahead (m) NPCs look for leaders and stop lines
-LOOKAHEAD_M = 60.0
+LOOKAHEAD_M = 120.0
 #: NPCs ask for their junction lane this far (m) beyond their comfortable stopping distance
 REQUEST_MARGIN_M = 6.0
 _RED, _YELLOW, _STOP = int(LightState.RED), int(LightState.YELLOW), int(LightState.STOP)
@@ -59,23 +60,15 @@ class JunctionLanes:
         return cls(np.full(lane_count, -1, np.int64), np.zeros((0, 0), np.bool_))
 
 
-# IDM parameters as a flat array for the kernel: a_max, b_comfort, T, s0, delta, b_max
-IDM_DEFAULT = np.array([1.5, 2.5, 1.2, 2.5, 4.0, 8.0])
+#: the NPC drivers' intelligent-driver-model parameters (sim.idm); the hard braking
+#: limit of each NPC is set from its vehicle type
+NPC_IDM = IDMParams(time_headway_s=1.2, min_gap_m=2.5, max_accel_mps2=1.5, comfort_decel_mps2=2.5)
+_IDM_B = IDM_COLUMNS.index("comfort_decel_mps2")
+_IDM_B_MAX = IDM_COLUMNS.index("max_brake_mps2")
 #: NPC types and the vehicle parameters that size them (sim.vehicle)
 NPC_TYPES = {ActorType.CAR: "car", ActorType.TRUCK: "truck", ActorType.BICYCLE: "bicycle"}
 #: lateral acceleration (m/s^2) NPCs accept in curves
 LATERAL_ACCEL_MPS2 = 2.5
-
-
-@numba.njit(cache=True)
-def _idm(v, v0, gap, closing, p):
-    """Intelligent-driver-model acceleration, bounded below by emergency braking."""
-    if gap <= 0.0:
-        return -p[5]
-    s_star = p[3] + max(0.0, v * p[2] + v * closing / (2.0 * np.sqrt(p[0] * p[1])))
-    free = (v / max(v0, 0.1)) ** p[4]
-    a = p[0] * (1.0 - free - (s_star / gap) ** 2)
-    return max(a, -p[5])
 
 
 @numba.njit(cache=True)
@@ -155,20 +148,37 @@ def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego):
 
 
 @numba.njit(cache=True)
-def _walker_gap(x, y, yaw, half_len, half_wid, walkers):
-    """Distance to the nearest walker in a corridor straight ahead (m)."""
-    best = np.inf
-    c, sn = np.cos(yaw), np.sin(yaw)
+def _walker_on_point(px, py, walkers, radius):
     for w in range(walkers.shape[0]):
-        dx = walkers[w, 0] - x
-        dy = walkers[w, 1] - y
-        along = dx * c + dy * sn
-        across = -dx * sn + dy * c
-        if 0.0 < along < 25.0 and abs(across) < half_wid + 1.0:
-            gap = along - half_len - 0.6
-            if gap < best:
-                best = gap
-    return best
+        if (walkers[w, 0] - px) ** 2 + (walkers[w, 1] - py) ** 2 < radius * radius:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _walker_gap(i, lane, s, path, pt_off, pxy, ps, length, walkers, half_len, half_wid, reach):
+    """Distance (m) along i's path to the first walker on it (within its half width plus
+    1 m of the centre line), looking ``reach`` m ahead; inf when none. Following the
+    path, not a straight ray, catches walkers on the far side of a turn."""
+    if walkers.shape[0] == 0:
+        return np.inf
+    base = -s[i]
+    cur = lane[i]
+    for k in range(-1, path.shape[1]):
+        if k >= 0:
+            base += length[cur]
+            cur = path[i, k]
+            if cur < 0:
+                break
+        for p in range(pt_off[cur], pt_off[cur + 1]):
+            along = base + ps[p]
+            if along < 0.0:
+                continue
+            if along > reach:
+                return np.inf
+            if _walker_on_point(pxy[p, 0], pxy[p, 1], walkers, half_wid[i] + 1.0):
+                return along - half_len[i] - 1.2
+    return np.inf
 
 
 @numba.njit(cache=True)
@@ -257,19 +267,20 @@ def _must_stop_for_signal(i, state, to_line, v, stop_served, comfort_decel):
 
 
 @numba.njit(cache=True)
-def _junction_ahead(i, lane, s, path, length, jl_index):
-    """(k, distance): the first junction lane on i's path is ``path[i, k]`` and starts
-    ``distance`` m ahead of i's centre; k = -1 when none lies within the look-ahead.
-    Short lanes just before a junction are looked through."""
-    if jl_index[lane[i]] >= 0:
-        return -1, np.inf
+def _junction_ahead(i, lane, s, path, length, junction):
+    """(k, distance): the next junction i enters is entered on ``path[i, k]``, which
+    starts ``distance`` m ahead of i's centre; k = -1 when none lies within the
+    look-ahead. Short lanes before a junction are looked through, and a junction
+    entered straight from another one (adjacent junctions) counts as a new one."""
+    prev = junction[lane[i]]
     dist = length[lane[i]] - s[i]
     for k in range(path.shape[1]):
         nxt = path[i, k]
         if nxt < 0 or dist > LOOKAHEAD_M:
             break
-        if jl_index[nxt] >= 0:
+        if junction[nxt] >= 0 and junction[nxt] != prev:
             return k, dist
+        prev = junction[nxt]
         dist += length[nxt]
     return -1, np.inf
 
@@ -284,6 +295,7 @@ def _stop_line_gap(
     length,
     path,
     jl_index,
+    junction,
     conflict,
     lane_state,
     reserved,
@@ -294,7 +306,7 @@ def _stop_line_gap(
     comfort_decel,
 ):
     """Gap (m) from i's front to the stop line when i must stop there; inf when it may go."""
-    k, dist = _junction_ahead(i, lane, s, path, length, jl_index)
+    k, dist = _junction_ahead(i, lane, s, path, length, junction)
     if k < 0:
         return np.inf
     to_line = dist - half_len[i]
@@ -383,6 +395,7 @@ def _traffic_step(
     succ_off,
     succ,
     jl_index,
+    junction,
     conflict,
     lane_state,
     ego,
@@ -409,6 +422,7 @@ def _traffic_step(
             length,
             path,
             jl_index,
+            junction,
             conflict,
             lane_state,
             reserved,
@@ -416,15 +430,16 @@ def _traffic_step(
             gap,
             ego,
             ego_claim,
-            idm[1],
+            idm[i, _IDM_B],
         )
         v0 = _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limit, length)
-        a = _idm(speed[i], v0, gap, speed[i] - lead_v, idm)
+        a = idm_accel_one(speed[i], v0, gap, speed[i] - lead_v, idm[i], dt)
         if line < np.inf:
-            a = min(a, _idm(speed[i], v0, line, speed[i], idm))
-        wgap = _walker_gap(x[i], y[i], yaw[i], half_len[i], half_wid[i], walkers)
+            a = min(a, idm_accel_one(speed[i], v0, line, speed[i], idm[i], dt))
+        reach = max(25.0, speed[i] * speed[i] / (2.0 * idm[i, _IDM_B]) + 10.0)
+        wgap = _walker_gap(i, lane, s, path, pt_off, pxy, ps, length, walkers, half_len, half_wid, reach)
         if wgap < np.inf:
-            a = min(a, _idm(speed[i], v0, wgap, speed[i], idm))
+            a = min(a, idm_accel_one(speed[i], v0, wgap, speed[i], idm[i], dt))
         accel[i] = a
     for i in range(n):
         if dead[i]:
@@ -470,12 +485,12 @@ class Traffic:
         config: TrafficConfig,
         rng: np.random.Generator,
         *,
-        idm: np.ndarray = IDM_DEFAULT,
+        idm: IDMParams = NPC_IDM,
     ):
         self.table = table
         self.junctions = junctions
         self.config = config
-        self.idm = np.asarray(idm, dtype=np.float64)
+        self.idm_params = idm
         self._rng = rng
         self.curve_speed = curve_speeds(table)
         self._alloc(0)
@@ -484,6 +499,7 @@ class Traffic:
         self.ids = np.arange(1, n + 1, dtype=np.int64)
         self.type = np.zeros(n, np.int8)
         self.lane = np.zeros(n, np.int64)
+        self.idm = self.idm_params.table(n)
         self.s = np.zeros(n)
         self.speed = np.zeros(n)
         self.accel = np.zeros(n)
@@ -558,6 +574,7 @@ class Traffic:
         """Truncate to the first ``n`` NPCs (when the rest could not be placed)."""
         for name in (
             "ids",
+            "idm",
             "type",
             "lane",
             "s",
@@ -591,6 +608,8 @@ class Traffic:
         self.type[i] = int(kind)
         self.half_len[i], self.half_wid[i] = params.length_m / 2, params.width_m / 2
         self.height[i] = params.height_m
+        self.idm[i, _IDM_B_MAX] = params.max_brake_mps2
+        self.idm[i, _IDM_B] = min(self.idm[i, _IDM_B], params.max_brake_mps2)
         self.speed_cap[i] = min(
             params.max_speed_mps, 8.0 if kind == ActorType.BICYCLE else params.max_speed_mps
         )
@@ -680,6 +699,7 @@ class Traffic:
             t.succ_off,
             t.succ,
             j.jl_index,
+            t.junction,
             j.conflict,
             lane_state,
             ego,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from sim.lanetable import segment_index
 from sim.maps.odr import read_opendrive, sample_lanes
 from sim.maps.roadmap import RoadMap
 from sim.scenario import TrafficConfig
@@ -188,18 +189,7 @@ class _Builder:
 @numba.njit(cache=True)
 def _edge_pose(e_off, pxy, ps, edge, u):
     lo, hi = e_off[edge], e_off[edge + 1] - 1
-    if u <= ps[lo]:
-        a = lo
-    elif u >= ps[hi]:
-        a = hi - 1
-    else:
-        a, b = lo, hi
-        while b - a > 1:
-            m = (a + b) // 2
-            if ps[m] <= u:
-                a = m
-            else:
-                b = m
+    a = segment_index(ps, lo, hi, u)
     b = a + 1
     ds = ps[b] - ps[a]
     t = 0.0 if ds <= 0 else min(1.0, max(0.0, (u - ps[a]) / ds))
@@ -210,11 +200,7 @@ def _edge_pose(e_off, pxy, ps, edge, u):
 
 @numba.njit(cache=True)
 def _edge_z(e_off, pz, ps, edge, u):
-    lo, hi = e_off[edge], e_off[edge + 1] - 1
-    a = lo
-    while a < hi and ps[a + 1] <= u:
-        a += 1
-    return pz[a]
+    return pz[segment_index(ps, e_off[edge], e_off[edge + 1] - 1, u)]
 
 
 @numba.njit(cache=True)
@@ -238,6 +224,14 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, 
         x[i], y[i] = nx, ny
         z[i] = _edge_z(e_off, pz, ps, e, u[i])
         yaw[i] = h if direction[i] > 0 else h + np.pi
+
+
+def _segment_distance(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance of the points (x, y) from the segment a-b."""
+    d = b - a
+    ll = float(d @ d)
+    t = np.zeros_like(x) if ll == 0 else np.clip(((x - a[0]) * d[0] + (y - a[1]) * d[1]) / ll, 0.0, 1.0)
+    return np.hypot(x - (a[0] + t * d[0]), y - (a[1] + t * d[1]))
 
 
 class Walkers:
@@ -380,12 +374,21 @@ class Walkers:
         self.u[i] = 0.0 if direction > 0 else self.net.length[edge]
 
     def _may_cross(self, edge: int, signal_states: np.ndarray, signals, traffic) -> bool:
-        """Signalised: every light whose stop line lies near the crossing is red.
-        Unsignalled: no vehicle within 20 m of the crossing faster than 1 m/s, none within 6 m."""
+        """No vehicle within 20 m of the crossing faster than 1 m/s, and then: signalised,
+        every light whose stop line lies near the crossing is red; unsignalled, no
+        vehicle within 6 m."""
         net = self.net
         lo, hi = net.e_off[edge], net.e_off[edge + 1]
         mid = net.xy[(lo + hi - 1) // 2]
         half = 0.5 * float(net.length[edge])
+        if len(traffic):  # never step out in front of a moving vehicle (turning ones too)
+            d = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
+            if np.any((d < half + 20.0) & (traffic.speed > 1.0)):
+                return False
+            if np.any(
+                _segment_distance(net.xy[lo], net.xy[hi - 1], traffic.x, traffic.y) < traffic.half_len + 1.0
+            ):
+                return False  # a vehicle stands on the crossing: no walking through it
         if len(signals):
             d = np.hypot(signals.stop_xy_m[:, 0] - mid[0], signals.stop_xy_m[:, 1] - mid[1])
             near = d < half + 8.0
@@ -393,5 +396,4 @@ class Walkers:
                 return bool(np.all(signal_states[near] == LightState.RED))
         if len(traffic) == 0:
             return True
-        d = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
-        return not bool(np.any((d < half + 20.0) & (traffic.speed > 1.0)) or np.any(d < half + 6.0))
+        return not bool(np.any(np.hypot(traffic.x - mid[0], traffic.y - mid[1]) < half + 6.0))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sim.errors import MapError
 from sim.maps.native import quiet_native_output
-from sim.maps.roadmap import RoadMap
+from sim.maps.roadmap import RoadMap, read_map_text
 
 __all__ = ["osm_centre", "osm_to_xodr", "load_osm", "road_extent_m"]
 
@@ -112,11 +112,6 @@ def osm_to_xodr(osm_text: str, *, source: str = "<osm>", traffic_lights: bool = 
 def load_osm(path: str | Path, *, resolution_m: float = 1.0) -> RoadMap:
     """Load an ``.osm`` extract as a :class:`RoadMap` (named after the file)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MapError(f"{path}: no such map file") from None
-    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise MapError(f"{path}: cannot read the OpenStreetMap file ({exc.__class__.__name__})") from None
+    text = read_map_text(path, "OpenStreetMap")
     xodr = osm_to_xodr(text, source=str(path))
     return RoadMap.from_xodr(path.stem, xodr, source=str(path), resolution_m=resolution_m)

@@ -215,6 +215,16 @@ def _road_speed_limits(xodr_text: str) -> dict[int, float]:
     return limits
 
 
+def read_map_text(path: Path, what: str) -> str:
+    """The text of a map file, or a :class:`MapError` naming the file and the reason."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MapError(f"{path}: no such {what} file") from None
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise MapError(f"{path}: cannot read the {what} file ({exc.__class__.__name__})") from None
+
+
 def content_hash(text: str) -> str:
     """The SHA-256 of an OpenDRIVE text, which keys every cache built from a map."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -258,12 +268,7 @@ class RoadMap:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> RoadMap:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise MapError(f"{path}: no such map file") from None
-        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-            raise MapError(f"{path}: cannot read the map file ({exc.__class__.__name__})") from None
+        text = read_map_text(path, "map")
         if "<OpenDRIVE" not in text[:4096]:
             raise MapError(f"{path}: not an OpenDRIVE file (no <OpenDRIVE> root element)")
         return cls(path.stem, text, source=str(path), **kwargs)
