@@ -197,3 +197,29 @@ def test_traffic_config_reaches_every_world(assets):
     venv.reset(seed=0)
     assert [len(w.backend.traffic) for w in venv.batch.worlds] == [3, 3]
     venv.close()
+
+
+# -- the benchmark command -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [["--num-envs", "2"], ["--memory", "--steps", "20", "--warmup", "0"]])
+def test_bench_env_prints_its_json(capsys, extra):
+    import argparse
+    import json
+
+    from scripts.bench_env import register_env_bench
+
+    parser = argparse.ArgumentParser()
+    register_env_bench(parser.add_subparsers())
+    args = parser.parse_args(
+        ["env", "--map", "generated:0", "--camera", "16x8", "--actors", "5", "--steps", "20", "--warmup", "4"]
+        + extra
+    )
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["peak_rss_mb"] > 0 and result["camera"] == "16x8" and result["vehicles"] == 3
+    if "--memory" in extra:
+        assert result["memory_steps"] == 20 and "rss_growth_after_warmup_mb" in result
+    else:
+        assert result["steps"] == 20 and result["steps_per_second"] > 0 and result["frames_per_second"] > 0
+        assert set(result["profile_us_per_step"]) >= {"tick", "route_map", "autopilot", "render", "other"}
