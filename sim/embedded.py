@@ -41,7 +41,7 @@ from sim.state import (
 )
 from sim.traffic import LEVEL_M, JunctionLanes, Traffic
 from sim.vehicle import VEHICLE_PARAMS, VehicleParams, control_to_physical, step_vehicles
-from sim.walkers import WalkerNetwork, Walkers
+from sim.walkers import Vehicles, WalkerNetwork, Walkers
 
 __all__ = ["EmbeddedBackend", "MapAssets"]
 
@@ -228,7 +228,14 @@ class EmbeddedBackend(Backend):
         ego_vec, claim = self._ego_on_lanes(states)
         self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
         self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
-        self.walkers.step(dt, self._time, states, self.signals, self.traffic)
+        t, (ex, ey) = self.traffic, self._ego.centre()
+        vehicles = Vehicles(
+            np.append(t.x, ex),
+            np.append(t.y, ey),
+            np.append(t.speed, self._ego.speed[0]),
+            np.append(t.half_len, 0.5 * self._ego.params.length_m),
+        )
+        self.walkers.step(dt, self._time, states, self.signals, vehicles)
         contacts = self._ego_contacts()
         state = self._make_state((), states)
         events = self.monitor.update(state, contacts)
@@ -287,29 +294,35 @@ class EmbeddedBackend(Backend):
         return i, dist
 
     def _ego_on_lanes(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ego as traffic sees it: [lane, s, half length, speed], and its junction claim."""
+        """The ego as traffic sees it, and its junction claim.
+
+        The vector is [lane, s, half length, speed, x, y, yaw, half width, z, lane 2,
+        s 2]: the ego's lane (from its route, or the lane under it when it is off the
+        route) and, where its front is over another lane (changing lanes, cutting a
+        corner), that lane too, so vehicles there follow it as well.
+        """
         e, ri = self._ego, self._route_index
         cx, cy = e.centre()
+        yaw = float(e.yaw[0])
         i, dist = self._locate_on_route(cx, cy)
         claim = np.full(6, -1, np.int64)
         half_len, half_wid = 0.5 * e.params.length_m, 0.5 * e.params.width_m
+        vec = np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, yaw, half_wid, self._ego_z(), -1.0, 0.0])
         if dist > 3.0:  # off the route: place it on whatever lane it is on
-            pos = self.road_map.lane_at(cx, cy, yaw_rad=float(e.yaw[0]))
-            if pos is None:
-                return np.array(
-                    [-1.0, 0.0, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid, self._ego_z()]
-                ), claim
-            lane = self.assets.table.index[pos.key]
-            jl = self.assets.junction_lanes.jl_index[lane]
-            claim[0] = jl
-            return np.array(
-                [float(lane), pos.s_m, half_len, e.speed[0], cx, cy, e.yaw[0], half_wid, self._ego_z()]
-            ), claim
-        ego_vec = np.array(
-            [float(ri.lane[i]), ri.lane_s[i], half_len, e.speed[0], cx, cy, e.yaw[0], half_wid]
-        )
-        self._fill_claim(i, states, claim)
-        return ego_vec, claim
+            pos = self.road_map.lane_at(cx, cy, yaw_rad=yaw)
+            if pos is not None:
+                lane = self.assets.table.index[pos.key]
+                vec[0], vec[1] = lane, pos.s_m
+                claim[0] = self.assets.junction_lanes.jl_index[lane]
+        else:
+            vec[0], vec[1] = ri.lane[i], ri.lane_s[i]
+            self._fill_claim(i, states, claim)
+        if dist > 0.5 or self.route.command[i] in (5, 6):  # off the lane centre: what is under the front?
+            fx, fy = cx + half_len * math.cos(yaw), cy + half_len * math.sin(yaw)
+            pos = self.road_map.lane_at(fx, fy, yaw_rad=yaw)
+            if pos is not None and self.assets.table.index[pos.key] != int(vec[0]):
+                vec[9], vec[10] = self.assets.table.index[pos.key], max(0.0, pos.s_m - half_len)
+        return vec, claim
 
     def _fill_claim(self, i: int, states: np.ndarray, claim: np.ndarray) -> None:
         ri, e = self._route_index, self._ego

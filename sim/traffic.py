@@ -41,6 +41,7 @@ PATH_LANES = 8
 LEVEL_M = 2.5
 #: how far ahead (m) of its front NPCs look for leaders on any lane
 NEAR_AHEAD_M = 10.0
+NEAR_AHEAD_MAX_M = 40.0
 #: how far ahead (m) NPCs look for leaders and stop lines
 LOOKAHEAD_M = 120.0
 #: NPCs ask for their junction lane this far (m) beyond their comfortable stopping distance
@@ -94,7 +95,7 @@ def _pick_successor(succ_off, succ, lane, rng_state, i):
 def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
     """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path."""
     best, best_v = np.inf, 0.0
-    ego_lane, ego_s, ego_half_len, ego_speed = int(ego[0]), ego[1], ego[2], ego[3]
+    ego_half_len, ego_speed = ego[2], ego[3]
     ahead = 0.0  # distance from i to the start of the lane being scanned
     cur = lane[i]
     for k in range(-1, path.shape[1]):
@@ -109,22 +110,26 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
                 gap = base + s[j] - half_len[i] - half_len[j]
                 if gap < best:
                     best, best_v = gap, speed[j]
-        if ego_lane == cur and (k >= 0 or ego_s > s[i]):
-            gap = base + ego_s - half_len[i] - ego_half_len
-            if gap < best:
-                best, best_v = gap, ego_speed
+        for slot in (0, 9):  # the ego's lane, and the lane under its front (a lane change)
+            if int(ego[slot]) == cur and (k >= 0 or ego[slot + 1] > s[i]):
+                gap = base + ego[slot + 1] - half_len[i] - ego_half_len
+                if gap < best:
+                    best, best_v = gap, ego_speed
         if best < np.inf:
             break
     return best, best_v
 
 
 @numba.njit(cache=True)
-def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego):
+def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel):
     """Gap (m) and speed of a vehicle just ahead of i, headed within 60 degrees of it,
     whatever lane it is on: the leader of two paths that diverge from one lane (or
-    merge) until they really part. Covers the first ``NEAR_AHEAD_M`` only, where
+    merge) until they really part. Covers up to the stopping distance (10-40 m), where
     lanes curve too little to put a neighbour-lane vehicle into the corridor."""
     best, best_v = np.inf, 0.0
+    # as far as the comfortable stopping distance (paths that split from one lane stay
+    # side by side for a while: a vehicle stopped just past the split is a leader)
+    reach = min(NEAR_AHEAD_MAX_M, max(NEAR_AHEAD_M, speed[i] * speed[i] / (2.0 * comfort_decel) + 5.0))
     c, sn = np.cos(yaw[i]), np.sin(yaw[i])
     for j in range(-1, x.shape[0]):
         if j == i:
@@ -137,7 +142,7 @@ def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego):
             continue
         dx, dy = ox - x[i], oy - y[i]
         along = dx * c + dy * sn
-        if along <= 0.0 or along > NEAR_AHEAD_M + half_len[i] + ohl:
+        if along <= 0.0 or along > reach + half_len[i] + ohl:
             continue
         if abs(-dx * sn + dy * c) > half_wid[i] + ohw + 0.3 or np.cos(oyaw - yaw[i]) < 0.5:
             continue
@@ -215,6 +220,17 @@ def _claims_conflict(a, b, conflict):
             if conflict[x, y]:
                 return True
     return False
+
+
+@numba.njit(cache=True)
+def _ego_conflicts(i, k0, path, jl_index, conflict, ego_claim):
+    mine = np.full(path.shape[1] + 1, -1, np.int64)
+    for n, k in enumerate(range(k0, path.shape[1])):
+        nxt = path[i, k]
+        if nxt < 0 or jl_index[nxt] < 0:
+            break
+        mine[n] = jl_index[nxt]
+    return _claims_conflict(mine, ego_claim, conflict)
 
 
 @numba.njit(cache=True)
@@ -316,7 +332,8 @@ def _stop_line_gap(
         return to_line
     jl = jl_index[path[i, k]]
     if reserved[i] == jl:
-        return np.inf
+        # granted, not yet inside: the ego (which reserves nothing) may have come in since
+        return to_line if _ego_conflicts(i, k, path, jl_index, conflict, ego_claim) else np.inf
     ask_at = speed[i] * speed[i] / (2.0 * comfort_decel) + REQUEST_MARGIN_M
     if to_line > ask_at:
         return np.inf  # too far to ask yet
@@ -410,7 +427,7 @@ def _traffic_step(
             accel[i] = 0.0
             continue
         gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego)
-        near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego)
+        near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B])
         if near < gap:
             gap, lead_v = near, near_v
         line = _stop_line_gap(
@@ -664,8 +681,8 @@ class Traffic:
         """Advance every NPC by ``dt_s``.
 
         ``lane_state`` (L,) int8 is the LightState controlling each entry lane (-1: none);
-        ``ego`` = [lane index or -1, s, half length, speed, x, y, yaw, half width, z] places
-        the ego on the lanes and in the plane;
+        ``ego`` = [lane index or -1, s, half length, speed, x, y, yaw, half width, z,
+        second lane or -1, s on it] places the ego on the lanes and in the plane;
         ``ego_claim`` (int64, -1 padded) lists the junction lanes (numbers of
         :class:`JunctionLanes`) the ego is on or about to enter, through to the exit.
         """

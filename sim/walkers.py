@@ -28,7 +28,7 @@ from sim.maps.roadmap import RoadMap
 from sim.scenario import TrafficConfig
 from sim.state import LightState
 
-__all__ = ["WalkerNetwork", "Walkers"]
+__all__ = ["WalkerNetwork", "Walkers", "Vehicles"]
 
 NODE_SNAP_M = 1.5
 WALK_SPEED_MPS = (1.1, 1.6)
@@ -226,6 +226,19 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, 
         yaw[i] = h if direction[i] > 0 else h + np.pi
 
 
+@dataclass(frozen=True)
+class Vehicles:
+    """Where the vehicles are, for walkers deciding to cross (arrays of length N)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    speed: np.ndarray
+    half_len: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
 def _segment_distance(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Distance of the points (x, y) from the segment a-b."""
     d = b - a
@@ -307,8 +320,12 @@ class Walkers:
             self.yaw[i] = h if self.direction[i] > 0 else h + math.pi
             self.z[i] = _edge_z(self.net.e_off, self.net.z, self.net.s, self.edge[i], self.u[i])
 
-    def step(self, dt_s: float, time_s: float, signal_states: np.ndarray, signals, traffic) -> None:
-        """Advance every walker; choose new edges at nodes; cross when allowed."""
+    def step(
+        self, dt_s: float, time_s: float, signal_states: np.ndarray, signals, vehicles: Vehicles
+    ) -> None:
+        """Advance every walker; choose new edges at nodes; cross when allowed.
+
+        ``vehicles`` are all vehicles a walker must not step in front of (the NPCs and the ego)."""
         if len(self) == 0:
             return
         net = self.net
@@ -334,7 +351,7 @@ class Walkers:
         for i in np.flatnonzero(self._at_end):
             self._choose(int(i), dt_s)
         for i in np.flatnonzero(self.waiting):
-            if self._may_cross(int(self.pending[i]), signal_states, signals, traffic):
+            if self._may_cross(int(self.pending[i]), signal_states, signals, vehicles):
                 self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
                 self.waiting[i] = False
 
@@ -373,7 +390,7 @@ class Walkers:
         self.direction[i] = direction
         self.u[i] = 0.0 if direction > 0 else self.net.length[edge]
 
-    def _may_cross(self, edge: int, signal_states: np.ndarray, signals, traffic) -> bool:
+    def _may_cross(self, edge: int, signal_states: np.ndarray, signals, traffic: Vehicles) -> bool:
         """No vehicle within 20 m of the crossing faster than 1 m/s, and then: signalised,
         every light whose stop line lies near the crossing is red; unsignalled, no
         vehicle within 6 m."""
