@@ -1,6 +1,7 @@
 """``loopdrive bench``: simulator speed, as JSON.
 
-``bench world`` times the embedded world alone (ego physics, NPC traffic, walkers,
+``bench env`` times the Gymnasium env (cameras, route map, world) with random
+actions; ``bench world`` times the embedded world alone (ego physics, NPC traffic, walkers,
 signals, collisions, infractions; no rendering, no driver): the ego's controls are
 recorded from the autopilot in a first pass and replayed in the timed pass, which
 the determinism of the world makes identical.
@@ -41,6 +42,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--seed", type=int, default=0, help="world seed")
     world.add_argument("--repeat", type=int, default=3, help="timed repetitions; the median is reported")
     world.set_defaults(func=run_world)
+    from scripts.bench_env import register_env_bench
+
+    register_env_bench(sub)
 
 
 def _record_controls(backend, scenario, seed: int, ticks: int) -> list:
