@@ -1,0 +1,212 @@
+"""World states to the kernels' flat arrays: ego poses, actor boxes, light states.
+
+Every actor becomes a few boxes so its type reads at a glance (fractions of the
+actor's half extents; heights as fractions of its full height):
+
+* car: dark wheel block, body, a narrower glass cabin, head and tail lights;
+* truck: wheel block, cab, a tall cargo box, lights;
+* bicycle: a dark frame and a rider (shirt colour);
+* walker: legs (trousers), torso (shirt) and head (skin) - a tall thin figure;
+* static obstacle: one orange box.
+
+Colours vary by actor id (a hash), never by frame, so an actor keeps its colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from sim.errors import ConfigError
+from sim.render import layout as L
+from sim.state import ActorType
+
+__all__ = ["Packed", "pack_states", "CAR_RGB", "SHIRT_RGB"]
+
+CAR_RGB = np.array(
+    [
+        (236, 236, 232),
+        (28, 28, 32),
+        (170, 174, 180),
+        (96, 100, 108),
+        (176, 30, 34),
+        (34, 70, 150),
+        (20, 36, 80),
+        (40, 110, 64),
+        (228, 192, 40),
+        (110, 74, 50),
+        (222, 110, 30),
+        (40, 140, 150),
+    ],
+    dtype=np.float64,
+)
+CARGO_RGB = np.array(
+    [(232, 232, 228), (200, 202, 204), (214, 200, 170), (170, 40, 36), (60, 90, 150)], np.float64
+)
+SHIRT_RGB = np.array(
+    [
+        (220, 40, 40),
+        (40, 90, 200),
+        (250, 200, 40),
+        (40, 160, 80),
+        (240, 240, 240),
+        (30, 30, 30),
+        (230, 110, 30),
+        (150, 60, 170),
+        (60, 190, 200),
+        (240, 120, 160),
+    ],
+    dtype=np.float64,
+)
+TROUSERS_RGB = np.array([(40, 46, 70), (30, 30, 30), (90, 80, 70), (70, 70, 76), (150, 130, 100)], np.float64)
+SKIN_RGB = np.array([(236, 196, 164), (200, 150, 110), (150, 100, 70), (96, 64, 44)], np.float64)
+GLASS_RGB = np.array([52.0, 62.0, 76.0])
+
+# colour sources of a part
+_BODY, _GLASS, _FIXED, _CARGO, _SHIRT, _TROUSERS, _SKIN = range(7)
+# part: type, centre x, centre y (fractions of hx, hy), bottom, top (fractions of height),
+#       half x, half y (fractions), colour source, material, fixed r, g, b
+_PARTS = np.array(
+    [
+        (ActorType.CAR, 0.0, 0.0, 0.0, 0.26, 0.80, 0.97, _FIXED, L.MAT_PLAIN, 26, 26, 28),
+        (ActorType.CAR, 0.0, 0.0, 0.16, 0.58, 1.0, 1.0, _BODY, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.CAR, -0.08, 0.0, 0.58, 1.0, 0.52, 0.88, _GLASS, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.CAR, 0.985, 0.68, 0.36, 0.48, 0.025, 0.2, _FIXED, L.MAT_NIGHT_LAMP, 255, 246, 214),
+        (ActorType.CAR, 0.985, -0.68, 0.36, 0.48, 0.025, 0.2, _FIXED, L.MAT_NIGHT_LAMP, 255, 246, 214),
+        (ActorType.CAR, -0.985, 0.72, 0.40, 0.52, 0.025, 0.18, _FIXED, L.MAT_NIGHT_LAMP, 240, 24, 20),
+        (ActorType.CAR, -0.985, -0.72, 0.40, 0.52, 0.025, 0.18, _FIXED, L.MAT_NIGHT_LAMP, 240, 24, 20),
+        (ActorType.TRUCK, 0.0, 0.0, 0.0, 0.16, 0.85, 0.96, _FIXED, L.MAT_PLAIN, 26, 26, 28),
+        (ActorType.TRUCK, 0.79, 0.0, 0.12, 0.78, 0.21, 1.0, _BODY, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.TRUCK, 0.86, 0.0, 0.52, 0.74, 0.15, 1.005, _GLASS, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.TRUCK, -0.22, 0.0, 0.14, 1.0, 0.78, 1.0, _CARGO, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.TRUCK, 0.99, 0.7, 0.18, 0.24, 0.012, 0.16, _FIXED, L.MAT_NIGHT_LAMP, 255, 246, 214),
+        (ActorType.TRUCK, 0.99, -0.7, 0.18, 0.24, 0.012, 0.16, _FIXED, L.MAT_NIGHT_LAMP, 255, 246, 214),
+        (ActorType.TRUCK, -0.995, 0.75, 0.16, 0.22, 0.006, 0.14, _FIXED, L.MAT_NIGHT_LAMP, 240, 24, 20),
+        (ActorType.TRUCK, -0.995, -0.75, 0.16, 0.22, 0.006, 0.14, _FIXED, L.MAT_NIGHT_LAMP, 240, 24, 20),
+        (ActorType.BICYCLE, 0.0, 0.0, 0.0, 0.42, 1.0, 0.12, _FIXED, L.MAT_PLAIN, 40, 40, 46),
+        (ActorType.BICYCLE, -0.15, 0.0, 0.30, 0.62, 0.2, 0.45, _TROUSERS, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.BICYCLE, -0.05, 0.0, 0.62, 0.90, 0.22, 0.55, _SHIRT, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.BICYCLE, 0.0, 0.0, 0.90, 1.0, 0.12, 0.28, _SKIN, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.WALKER, 0.0, 0.0, 0.0, 0.47, 0.55, 0.75, _TROUSERS, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.WALKER, 0.0, 0.0, 0.47, 0.84, 0.7, 1.0, _SHIRT, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.WALKER, 0.0, 0.0, 0.85, 1.0, 0.45, 0.45, _SKIN, L.MAT_PLAIN, 0, 0, 0),
+        (ActorType.STATIC, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, _FIXED, L.MAT_PLAIN, 230, 120, 30),
+    ],
+    dtype=np.float64,
+)
+_TYPES = len(ActorType)
+_PART_START = np.searchsorted(_PARTS[:, 0], np.arange(_TYPES + 1)).astype(np.int64)
+
+
+@numba.njit(cache=True)
+def _hash(i, salt):
+    h = (i * 2654435761 + salt * 40503) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 2246822519) & 0xFFFFFFFF
+    return h ^ (h >> 13)
+
+
+@numba.njit(cache=True)
+def _colour(src, aid, part, palettes):
+    car, cargo, shirt, trousers, skin, glass = palettes
+    if src == _BODY:
+        return car[_hash(aid, 1) % car.shape[0]]
+    if src == _GLASS:
+        body = car[_hash(aid, 1) % car.shape[0]]
+        return 0.3 * body + 0.7 * glass
+    if src == _CARGO:
+        return cargo[_hash(aid, 2) % cargo.shape[0]]
+    if src == _SHIRT:
+        return shirt[_hash(aid, 3) % shirt.shape[0]]
+    if src == _TROUSERS:
+        return trousers[_hash(aid, 4) % trousers.shape[0]]
+    if src == _SKIN:
+        return skin[_hash(aid, 5) % skin.shape[0]]
+    return part[9:12].copy()
+
+
+@numba.njit(cache=True)
+def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
+    """Write every actor's part boxes into ``out`` (world frame); returns the box count."""
+    n = 0
+    for a in range(len(ids)):
+        t = types[a]
+        c, s = np.cos(yaw[a]), np.sin(yaw[a])
+        height = 2.0 * half[a, 2]
+        for k in range(part_start[t], part_start[t + 1]):
+            part = parts[k]
+            ox, oy = part[1] * half[a, 0], part[2] * half[a, 1]
+            row = out[n]
+            row[L.X] = xyz[a, 0] + c * ox - s * oy
+            row[L.Y] = xyz[a, 1] + s * ox + c * oy
+            row[L.Z] = xyz[a, 2] + part[3] * height
+            row[L.YAW] = yaw[a]
+            row[L.HX] = part[5] * half[a, 0]
+            row[L.HY] = part[6] * half[a, 1]
+            row[L.HZ] = 0.5 * (part[4] - part[3]) * height
+            rgb = _colour(int(part[7]), ids[a], part, palettes)
+            row[L.R], row[L.G], row[L.B] = rgb[0], rgb[1], rgb[2]
+            row[L.MAT] = part[8]
+            row[L.AUX] = 0.0
+            row[L.AUX2] = 0.0
+            row[L.RADIUS] = np.sqrt(row[L.HX] ** 2 + row[L.HY] ** 2 + row[L.HZ] ** 2)
+            n += 1
+    return n
+
+
+_PALETTES = (CAR_RGB, CARGO_RGB, SHIRT_RGB, TROUSERS_RGB, SKIN_RGB, GLASS_RGB)
+
+
+@dataclass(frozen=True, eq=False)
+class Packed:
+    """A batch of states as arrays: ``ego`` (B, EGO_FIELDS), ``actors`` (A, BOX_FIELDS) world
+    boxes of every frame, frame ``b``'s at ``actor_off[b]:actor_off[b + 1]``, ``sig`` (B, M) int8."""
+
+    ego: np.ndarray
+    actors: np.ndarray
+    actor_off: np.ndarray
+    sig: np.ndarray
+
+
+def pack_states(states, signal_rows: int) -> Packed:
+    """Pack a list of :class:`sim.state.WorldState` (light states must have ``signal_rows`` rows)."""
+    b = len(states)
+    ego = np.empty((b, L.EGO_FIELDS))
+    sig = np.zeros((b, signal_rows), np.int8)
+    ids, types, xyz, yaw, half = [], [], [], [], []
+    counts = np.zeros(b, np.int64)
+    for i, st in enumerate(states):
+        e = st.ego
+        ego[i] = e.x_m, e.y_m, e.z_m, e.yaw_rad
+        a = st.actors
+        counts[i] = len(a.id)
+        ids.append(a.id)
+        types.append(a.type)
+        xyz.append(a.xyz_m)
+        yaw.append(a.yaw_rad)
+        half.append(a.half_extent_m)
+        if signal_rows:
+            if len(st.signals) != signal_rows:
+                raise ConfigError(
+                    f"the state has {len(st.signals)} signal rows but the scene was built for {signal_rows}; "
+                    "build the StaticScene with this world's signals"
+                )
+            sig[i] = st.signals.state
+    if b == 1:
+        ids, types, xyz, yaw, half = ids[0], types[0], xyz[0], yaw[0], half[0]
+    else:
+        ids, types, xyz = np.concatenate(ids), np.concatenate(types), np.concatenate(xyz)
+        yaw, half = np.concatenate(yaw), np.concatenate(half)
+    types = np.asarray(types, np.int64)
+    if len(types) and (types.min() < 0 or types.max() >= _TYPES):
+        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
+    ids = np.asarray(ids, np.int64)
+    xyz, yaw, half = (np.asarray(v, np.float64) for v in (xyz, yaw, half))
+    per_actor = _PART_START[types + 1] - _PART_START[types]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    box_off = np.concatenate([[0], np.cumsum(per_actor)])[starts]
+    actors = np.empty((int(box_off[-1]), L.BOX_FIELDS))
+    _expand(ids, types, xyz, yaw, half, _PARTS, _PART_START, _PALETTES, actors)
+    return Packed(ego, actors, box_off.astype(np.int64), sig)
