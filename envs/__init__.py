@@ -9,7 +9,8 @@ nothing heavy: the env classes load on first use.
 * :class:`DrivingSB3VecEnv` (``envs.sb3``): the same batch as a Stable-Baselines3
   ``VecEnv``.
 * :class:`DrivingEnvConfig`, :class:`RewardConfig` (``envs.config``),
-  :class:`TerminationReason` (``envs.world``).
+  :class:`TerminationReason` and :class:`SharedAssets` (per-map caches that envs of
+  one process may share; ``envs.world``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "DrivingEnvConfig",
     "RewardConfig",
     "TerminationReason",
+    "SharedAssets",
 ]
 
 _LAZY = {
@@ -36,6 +38,7 @@ _LAZY = {
     "DrivingEnvConfig": "envs.config",
     "RewardConfig": "envs.config",
     "TerminationReason": "envs.world",
+    "SharedAssets": "envs.world",
 }
 
 register_envs()

@@ -94,6 +94,11 @@ class DrivingEnvConfig:
     Leaderboard's timeout (``timeout_base_s + timeout_s_per_m x length``), and after
     ``infractions.blocked_s`` (180 s) standing still.
 
+    Cameras: ``rig`` (``sim.render.RIG_NAMES``), ``camera_width_px`` x
+    ``camera_height_px`` per camera, ``weather`` (``sim.render.WEATHER_NAMES``; the
+    cameras' look, whatever the scenario's weather says), ``render_device``; names are
+    checked when the env is built (the renderer is imported then, not here).
+
     ``seed``: the seed of the first reset that is given none (``None``: fresh OS
     entropy, as Gymnasium does); later seedless resets continue that generator.
     ``autopilot_in_info``: put the privileged autopilot's action for every state in

@@ -10,8 +10,9 @@ one render call per step, NEXT_STEP autoreset). A step counts once per world.
   resets, reported as microseconds per env step (``other`` is the env's own Python:
   observation, rewards, info, batching);
 * ``--fast``: no autopilot action in ``info`` (``DrivingEnvConfig.autopilot_in_info``);
-* ``--memory``: ``--steps`` default 10^6; the resident set size is sampled as it runs
-  and its growth after the warm-up (the first tenth) is reported.
+* ``--memory``: ``--steps`` default 10^6, every world reset every 1000 steps
+  (``--episode-steps``); the resident set size is sampled as it runs and its growth
+  after the warm-up (the first tenth) is reported.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def register_env_bench(subparsers) -> None:
     p.add_argument("--fast", action="store_true", help="no autopilot action in info")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profile pass")
     p.add_argument("--memory", action="store_true", help="long run: resident memory growth after warm-up")
+    p.add_argument(
+        "--episode-steps",
+        type=int,
+        default=None,
+        help="also reset every world after this many steps (default: never; --memory: 1000)",
+    )
     p.add_argument("--render-threads", type=int, default=None, help="numba threads for the camera kernel")
     p.set_defaults(func=run_env_bench)
 
@@ -93,6 +100,8 @@ class _Runner:
         self.env = DrivingEnv(config) if self.n == 1 else DrivingVectorEnv(self.n, config)
         self.rng = np.random.default_rng(args.seed)
         self.episodes = 0
+        self.episode_steps = args.episode_steps or (1000 if args.memory else 0)
+        self._since_reset = 0
         self.env.reset(seed=args.seed)
         shape = (2,) if self.n == 1 else (self.n, 2)
         self._shape = shape
@@ -103,7 +112,12 @@ class _Runner:
         while done < steps:
             action = self.rng.uniform(-1.0, 1.0, self._shape).astype("float32")
             _, _, terminated, truncated, _ = self.env.step(action)
-            if self.n == 1:
+            self._since_reset += 1
+            if self.episode_steps and self._since_reset >= self.episode_steps:
+                self.env.reset()  # every world
+                self.episodes += self.n
+                self._since_reset = 0
+            elif self.n == 1:
                 if terminated or truncated:
                     self.env.reset()
                     self.episodes += 1
@@ -207,6 +221,7 @@ def _memory(runner: _Runner, steps: int) -> dict:
         "rss_end_mb": round(_rss_mb(), 1),
         "rss_growth_after_warmup_mb": round(_rss_mb() - base, 1),
         "rss_max_after_warmup_mb": round(max(after, default=base), 1),
+        "rss_samples_mb": [[d, round(rss, 1)] for d, rss in samples[:: max(1, len(samples) // 10)]],
         "episodes": runner.episodes,
     }
 
@@ -214,6 +229,8 @@ def _memory(runner: _Runner, steps: int) -> dict:
 def run_env_bench(args: argparse.Namespace) -> int:
     if args.num_envs < 1 or args.actors < 0 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         raise LoopdriveError("bench env: --num-envs and --steps must be positive, --actors and --warmup >= 0")
+    if args.episode_steps is not None and args.episode_steps < 1:
+        raise LoopdriveError("bench env: --episode-steps must be positive")
     import numba
 
     if args.render_threads is not None:
