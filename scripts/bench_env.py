@@ -4,7 +4,8 @@ Random actions (uniform in [-1, 1]) with resets: one :class:`envs.DrivingEnv` fo
 ``--num-envs 1``, else one :class:`envs.DrivingVectorEnv` of N worlds (every camera in
 one render call per step, NEXT_STEP autoreset). A step counts once per world.
 
-* timed pass: ``--steps`` steps after ``--warmup`` steps (numba compiles, caches fill);
+* timed passes: ``--repeat`` passes of ``--steps`` steps after ``--warmup`` steps (numba
+  compiles, caches fill); the median rate is reported (the machine may be shared);
 * profile pass (``--profile``, on by default): the same again with timers around the
   world tick, the route map, the autopilot's action for ``info``, the cameras and the
   resets, reported as microseconds per env step (``other`` is the env's own Python:
@@ -57,6 +58,7 @@ def register_env_bench(subparsers) -> None:
         help=f"map (default {DEFAULT_MAP.name} from ../shared when present, else generated:0)",
     )
     p.add_argument("--seed", type=int, default=0, help="reset seed (default 0)")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes; the median is reported (default 3)")
     p.add_argument("--fast", action="store_true", help="no autopilot action in info")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profile pass")
     p.add_argument("--memory", action="store_true", help="long run: resident memory growth after warm-up")
@@ -229,6 +231,8 @@ def _memory(runner: _Runner, steps: int) -> dict:
 def run_env_bench(args: argparse.Namespace) -> int:
     if args.num_envs < 1 or args.actors < 0 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         raise LoopdriveError("bench env: --num-envs and --steps must be positive, --actors and --warmup >= 0")
+    if args.repeat < 1:
+        raise LoopdriveError("bench env: --repeat must be positive")
     if args.episode_steps is not None and args.episode_steps < 1:
         raise LoopdriveError("bench env: --episode-steps must be positive")
     import numba
@@ -266,15 +270,21 @@ def run_env_bench(args: argparse.Namespace) -> int:
     else:
         steps = args.steps or 2000
         episodes0 = runner.episodes
-        t0 = time.perf_counter()
-        done = runner.run(steps)
-        wall = time.perf_counter() - t0
+        rates, done, wall = [], 0, 0.0
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            n = runner.run(steps)
+            dt = time.perf_counter() - t0
+            rates.append(n / dt)
+            done, wall = done + n, wall + dt
+        rate = sorted(rates)[len(rates) // 2]
         result.update(
             steps=done,
             seconds=round(wall, 2),
             resets=runner.episodes - episodes0,
-            steps_per_second=round(done / wall, 1),
-            frames_per_second=round(done * n_cams / wall, 1),
+            steps_per_second=round(rate, 1),
+            steps_per_second_all=[round(r, 1) for r in rates],
+            frames_per_second=round(rate * n_cams, 1),
         )
         if args.profile:
             result["profile_us_per_step"] = _profile(runner, steps)

@@ -221,5 +221,5 @@ def test_bench_env_prints_its_json(capsys, extra):
     if "--memory" in extra:
         assert result["memory_steps"] == 20 and "rss_growth_after_warmup_mb" in result
     else:
-        assert result["steps"] == 20 and result["steps_per_second"] > 0 and result["frames_per_second"] > 0
+        assert result["steps"] == 60 and result["steps_per_second"] > 0 and result["frames_per_second"] > 0
         assert set(result["profile_us_per_step"]) >= {"tick", "route_map", "autopilot", "render", "other"}
