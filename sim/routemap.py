@@ -279,15 +279,17 @@ class RouteMap:
         pts = line_xy[runs[0][0] : runs[0][1]] if len(runs) == 1 else np.concatenate(
             [line_xy[a:b] for a, b in runs]
         )
-        dx, dy = pts[:, 0] - x, pts[:, 1] - y
+        # world -> fixed-point image: (x - X) along the ego's right, forward up
+        inv = (1 << _SHIFT) / self.config.m_per_px
+        ru, fu = -s * inv, c * inv
+        rv, fv = -c * inv, -s * inv
+        tu = self._u0 * (1 << _SHIFT) - ru * x - fu * y
+        tv = self._v0 * (1 << _SHIFT) - rv * x - fv * y
+        uv = cv2.transform(pts.reshape(1, -1, 2), np.array([[ru, fu, tu], [rv, fv, tv]]))
+        ipts = np.rint(uv[0]).astype(np.int32)
         if start_xy is not None and runs[0][0] == first:
-            dx[0], dy[0] = start_xy[0] - x, start_xy[1] - y
-        scale = 1 << _SHIFT
-        inv = scale / self.config.m_per_px
-        uv = np.empty((len(pts), 2), np.float64)
-        uv[:, 0] = (dx * -s + dy * c) * inv + self._u0 * scale  # along the ego's right
-        uv[:, 1] = self._v0 * scale - (dx * c + dy * s) * inv  # forward is up
-        ipts = np.rint(uv).astype(np.int32)
+            sx, sy = float(start_xy[0]), float(start_xy[1])
+            ipts[0] = (round(ru * sx + fu * sy + tu), round(rv * sx + fv * sy + tv))
         lines, k = [], 0
         for a, b in runs:
             line = ipts[k : k + b - a]
