@@ -39,7 +39,12 @@ def register_env_bench(subparsers) -> None:
     p = subparsers.add_parser(
         "env",
         help="steps per second of the driving env (cameras, route map, rewards), JSON",
-        description=__doc__.split("\n\n")[1],
+        description=(
+            "Random actions with resets on one driving env (--num-envs 1) or the batched vector env "
+            "(N worlds, every camera in one render call per step). A step counts once per world. "
+            "Prints JSON: steps_per_second, frames_per_second (camera images), peak_rss_mb, and a "
+            "per-step profile (world tick, route map, autopilot, cameras, the rest)."
+        ),
     )
     p.add_argument(
         "--num-envs", type=int, default=1, help="worlds; >1 uses the batched vector env (default 1)"
