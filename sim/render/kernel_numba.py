@@ -535,8 +535,7 @@ def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex
     )
 
 
-@numba.njit(parallel=True, cache=True)
-def render_numba(out, ego, actors, actor_off, sig, tabs, statics, index, tex, wp, threads):
+def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, wp, threads):
     """Render frames x cameras into ``out`` (B, C, H, W, 3) uint8; see the module docstring.
 
     ``ego`` (B, EGO_FIELDS); ``actors`` (A, BOX_FIELDS) with frame ``b``'s boxes at
@@ -585,3 +584,9 @@ def render_numba(out, ego, actors, actor_off, sig, tabs, statics, index, tex, wp
                 wp,
                 scr,
             )
+
+
+#: the parallel kernel (``prange`` over workers, frames x cameras dealt round-robin)
+render_numba = numba.njit(parallel=True, cache=True)(_render_frames)
+#: the same kernel without a thread team, for one job: no wake-up, no spinning workers
+render_numba_serial = numba.njit(cache=True)(_render_frames)

@@ -95,7 +95,7 @@ class TorchRenderer:
         inv_scale = 1.0 / (g.m_per_px * 2.0 ** np.arange(g.levels))
         lvl = np.maximum(t.level, 0)  # per camera pixel: the level's scale, size and offset
         self.px_scale = f32(inv_scale[lvl])
-        self.px_h = torch.as_tensor(g.height[lvl], device=dev)
+        self.px_h = torch.as_tensor(np.where(t.level > 0, g.height[lvl], 0), device=dev)  # level 0: labels
         self.px_w = torch.as_tensor(g.width[lvl], device=dev)
         self.px_off = torch.as_tensor(g.offset[lvl], device=dev)
         self.tex_origin = g.origin_xy_m

@@ -27,7 +27,7 @@ import numpy as np
 from sim.errors import ConfigError
 from sim.render import layout as L
 from sim.render.camera import CameraSpec
-from sim.render.kernel_numba import render_numba
+from sim.render.kernel_numba import render_numba, render_numba_serial
 from sim.render.pack import Packed, pack_states
 from sim.render.scene import StaticScene
 from sim.render.tables import CameraTables, weather_vector
@@ -134,19 +134,10 @@ class Renderer:
         if self._torch is not None:
             return self._torch.render(packed)
         tabs, statics, index, tex, wp = self._numba_args
-        render_numba(
-            out,
-            packed.ego,
-            packed.actors,
-            packed.actor_off,
-            packed.sig,
-            tabs,
-            statics,
-            index,
-            tex,
-            wp,
-            numba.get_num_threads(),
-        )
+        threads = min(numba.get_num_threads(), b * len(self.cams))
+        kernel = render_numba if threads > 1 else render_numba_serial  # one job: no thread team to wake
+        kernel(out, packed.ego, packed.actors, packed.actor_off, packed.sig, tabs, statics, index, tex, wp,
+               threads)
         return out
 
     def _numba_static(self):
