@@ -244,6 +244,8 @@ def _consider(boxes, i, pose, view, tz, sig_row, lamps_on, cb, cd, n):
     dist = math.sqrt(vx * vx + vy * vy + vz * vz)
     if 2.0 * min(boxes[i, L.HX], boxes[i, L.HY]) * focal < MIN_WIDTH_PX * dist:
         return n
+    if 2.0 * radius * focal < boxes[i, L.LOD_PX] * dist:
+        return n
     mind = max(L.NEAR_M, dist - radius)
     if _sphere_occluded(vx, vy, vz, radius, mind, axes, focal, tz, w, h):
         return n

@@ -122,6 +122,7 @@ class TorchRenderer:
         keep &= (
             2.0 * torch.minimum(boxes[..., L.HX], boxes[..., L.HY]) * self.focal[cams] >= MIN_WIDTH_PX * dist
         )
+        keep &= 2.0 * radius * self.focal[cams] >= boxes[..., L.LOD_PX] * dist
         return keep, torch.clamp(dist - radius, min=L.NEAR_M)
 
     def _candidates(self, packed: Packed, ego):

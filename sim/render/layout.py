@@ -3,7 +3,9 @@
 A box is one row of ``BOX_FIELDS`` float64 numbers: an upright box (only yaw turns
 it) whose bottom face lies at ``Z`` (world, metres) and whose centre is at
 ``(X, Y, Z + HZ)``; it spans ``2 HX`` along its yaw, ``2 HY`` across and ``2 HZ`` up.
-``RADIUS`` bounds it (distance from the centre to a corner). ``MAT`` says how it is
+``RADIUS`` bounds it (distance from the centre to a corner); a box with ``LOD_PX`` > 0 is
+only drawn while its bounding sphere spans at least that many pixels (a detail of a
+larger shape, like the second, turned box of a tree's canopy). ``MAT`` says how it is
 coloured; ``AUX`` and ``AUX2`` carry what the material needs.
 """
 
@@ -24,6 +26,7 @@ __all__ = [
     "AUX",
     "AUX2",
     "RADIUS",
+    "LOD_PX",
     "BOX_FIELDS",
     "MAT_PLAIN",
     "MAT_BUILDING",
@@ -58,8 +61,8 @@ __all__ = [
     "TILE_PX",
 ]
 
-X, Y, Z, YAW, HX, HY, HZ, R, G, B, MAT, AUX, AUX2, RADIUS = range(14)
-BOX_FIELDS = 14
+X, Y, Z, YAW, HX, HY, HZ, R, G, B, MAT, AUX, AUX2, RADIUS, LOD_PX = range(15)
+BOX_FIELDS = 15
 
 #: lit by the weather's light and fog only
 MAT_PLAIN = 0

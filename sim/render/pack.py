@@ -152,6 +152,7 @@ def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
             row[L.AUX] = 0.0
             row[L.AUX2] = 0.0
             row[L.RADIUS] = np.sqrt(row[L.HX] ** 2 + row[L.HY] ** 2 + row[L.HZ] ** 2)
+            row[L.LOD_PX] = 0.0
             n += 1
     return n
 

@@ -136,8 +136,19 @@ class Renderer:
         tabs, statics, index, tex, wp = self._numba_args
         threads = min(numba.get_num_threads(), b * len(self.cams))
         kernel = render_numba if threads > 1 else render_numba_serial  # one job: no thread team to wake
-        kernel(out, packed.ego, packed.actors, packed.actor_off, packed.sig, tabs, statics, index, tex, wp,
-               threads)
+        kernel(
+            out,
+            packed.ego,
+            packed.actors,
+            packed.actor_off,
+            packed.sig,
+            tabs,
+            statics,
+            index,
+            tex,
+            wp,
+            threads,
+        )
         return out
 
     def _numba_static(self):

@@ -49,6 +49,8 @@ from sim.state import LightState
 __all__ = ["SceneConfig", "StaticScene", "StaticKind", "GroundTexture"]
 
 _CELL_M = 0.5  # placement grid
+#: the second (turned) canopy box of a tree is drawn while the tree spans this many pixels
+CANOPY_LOD_PX = 12.0
 
 
 class StaticKind(IntEnum):
@@ -276,12 +278,15 @@ class _Builder:
         _, i = self.lane_tree.query(np.asarray(xy, dtype=float))
         return float(self.lane_z[i])
 
-    def add(self, kind, x, y, z, yaw, hx, hy, hz, rgb, mat=L.MAT_PLAIN, aux=0.0, aux2=0.0) -> None:
+    def add(
+        self, kind, x, y, z, yaw, hx, hy, hz, rgb, mat=L.MAT_PLAIN, aux=0.0, aux2=0.0, lod_px=0.0
+    ) -> None:
         row = np.zeros(L.BOX_FIELDS)
         row[[L.X, L.Y, L.Z, L.YAW, L.HX, L.HY, L.HZ]] = x, y, z, yaw, hx, hy, hz
         row[[L.R, L.G, L.B]] = rgb
         row[[L.MAT, L.AUX, L.AUX2]] = mat, aux, aux2
         row[L.RADIUS] = math.sqrt(hx * hx + hy * hy + hz * hz)
+        row[L.LOD_PX] = lod_px
         self.rows.append(row)
         self.kinds.append(int(kind))
 
@@ -360,9 +365,18 @@ class _Builder:
             leaves = np.clip(_LEAVES[rng.integers(len(_LEAVES))] * rng.uniform(0.85, 1.1), 0, 255)
             self.add(StaticKind.TREE, x, y, z - 0.5, yaw, 0.16, 0.16, 0.5 * trunk + 0.25, (92, 70, 50))
             top = rng.uniform(2.5, 4.5)
-            for turn in (0.0, math.pi / 4):
+            for turn, lod in ((0.0, 0.0), (math.pi / 4, CANOPY_LOD_PX)):  # the octagon only where it shows
                 self.add(
-                    StaticKind.TREE, x, y, z + trunk - 0.3, yaw + turn, canopy, canopy, 0.5 * top, leaves
+                    StaticKind.TREE,
+                    x,
+                    y,
+                    z + trunk - 0.3,
+                    yaw + turn,
+                    canopy,
+                    canopy,
+                    0.5 * top,
+                    leaves,
+                    lod_px=lod,
                 )
 
     def lamps(self, cfg: SceneConfig) -> None:

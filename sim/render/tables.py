@@ -28,10 +28,10 @@ __all__ = ["CameraTables", "headlight", "weather_vector", "HEADLIGHT_XYZ_M"]
 
 HEADLIGHT_XYZ_M = (2.3, 0.0, 0.7)
 HEADLIGHT_TILT_RAD = math.radians(3.0)
-HEADLIGHT_COS_OUTER = math.cos(math.radians(35.0))
-HEADLIGHT_COS_INNER = math.cos(math.radians(14.0))
-POOL_RADIUS_M = 6.0
-POOL_SHARE = 0.3
+HEADLIGHT_COS_OUTER = math.cos(math.radians(30.0))
+HEADLIGHT_COS_INNER = math.cos(math.radians(10.0))
+POOL_RADIUS_M = 5.0
+POOL_SHARE = 0.12
 
 
 def headlight(p_ego: np.ndarray, strength: float, range_m: float) -> np.ndarray:

@@ -87,8 +87,8 @@ class WeatherPreset:
     road_darkening: float = 0.0
     tint_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
     headlights: bool = False
-    headlight_strength: float = 2.2
-    headlight_range_m: float = 22.0
+    headlight_strength: float = 1.3
+    headlight_range_m: float = 25.0
     lamps_on: bool = False
     max_far_m: float = 300.0
 
