@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from sim.maps.planner import RoadOption
+from sim.routemap import RouteMapConfig
 
-__all__ = ["Hud", "compose_frame", "PygameWindow", "MIN_FRAME_WIDTH_PX"]
+__all__ = ["Hud", "compose_frame", "frame_of", "PygameWindow", "MIN_FRAME_WIDTH_PX"]
 
 #: the cameras are scaled up (whole multiples) until the frame is at least this wide
 MIN_FRAME_WIDTH_PX = 640
@@ -102,6 +103,24 @@ def compose_frame(
     for k, line in enumerate(lines):
         cv2.putText(frame, line, (6, 18 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT_RGB, 1, cv2.LINE_AA)
     return frame
+
+
+def frame_of(obs: dict, info: dict, route_map: RouteMapConfig) -> np.ndarray:
+    """The ``render()`` picture of one world's observation and info."""
+    score = info["score"]
+    reason = info["termination_reason"].value
+    hud = Hud(
+        speed_mps=float(obs["speed"][0]),
+        command=int(obs["command"]),
+        command_distance_m=float(obs["command_distance_m"][0]),
+        route_completion=score["route_completion"],
+        infraction_penalty=score["infraction_penalty"],
+        driving_score=score["driving_score"],
+        reason="" if reason == "none" else reason,
+    )
+    return compose_frame(
+        obs["camera"], obs["route"], hud, channels=route_map.channels, ego_row_px=route_map.ego_row_px
+    )
 
 
 class PygameWindow:

@@ -33,7 +33,7 @@ import numpy as np
 
 from envs.cameras import CameraSet
 from envs.config import DrivingEnvConfig
-from envs.display import Hud, PygameWindow, compose_frame
+from envs.display import PygameWindow, frame_of
 from envs.spaces import action_space, observation_space
 from envs.world import DrivingWorld, SharedAssets, StepResult
 
@@ -103,19 +103,7 @@ class DrivingEnv(gym.Env):
         if self._last is None:
             raise RuntimeError("reset the env before rendering it")
         obs, info = self._last
-        score = info["score"]
-        reason = info["termination_reason"]
-        hud = Hud(
-            speed_mps=float(obs["speed"][0]),
-            command=int(obs["command"]),
-            command_distance_m=float(obs["command_distance_m"][0]),
-            route_completion=score["route_completion"],
-            infraction_penalty=score["infraction_penalty"],
-            driving_score=score["driving_score"],
-            reason="" if reason.value == "none" else reason.value,
-        )
-        rm = self.config.route_map
-        return compose_frame(obs["camera"], obs["route"], hud, channels=rm.channels, ego_row_px=rm.ego_row_px)
+        return frame_of(obs, info, self.config.route_map)
 
     def render(self):
         if self.render_mode is None:

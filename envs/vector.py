@@ -39,7 +39,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.cameras import CameraSet
 from envs.config import DrivingEnvConfig
-from envs.display import Hud, compose_frame
+from envs.display import frame_of
 from envs.driving import make_config
 from envs.spaces import action_space, observation_space
 from envs.world import DrivingWorld, SharedAssets, StepResult
@@ -107,19 +107,7 @@ class WorldBatch:
         obs, info = self.last_obs[k], self.last_info[k]
         if obs is None or info is None:
             raise RuntimeError("reset the env before rendering it")
-        score = info["score"]
-        reason = info["termination_reason"]
-        hud = Hud(
-            float(obs["speed"][0]),
-            int(obs["command"]),
-            float(obs["command_distance_m"][0]),
-            score["route_completion"],
-            score["infraction_penalty"],
-            score["driving_score"],
-            "" if reason.value == "none" else reason.value,
-        )
-        rm = self.config.route_map
-        return compose_frame(obs["camera"], obs["route"], hud, channels=rm.channels, ego_row_px=rm.ego_row_px)
+        return frame_of(obs, info, self.config.route_map)
 
     def close(self) -> None:
         for world in self.worlds:
