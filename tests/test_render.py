@@ -257,7 +257,7 @@ def test_every_light_row_has_a_head_facing_its_traffic_and_stop_rows_a_sign():
         green = head[head[:, L.AUX2] == LightState.GREEN][0]
         assert red[L.Z] > green[L.Z]  # red on top
         assert np.allclose(red[:2] @ fwd, green[:2] @ fwd)
-    assert scene.count(StaticKind.STOP_SIGN) == 3 * len(stops)
+    assert scene.count(StaticKind.STOP_SIGN) == 4 * len(stops)  # pole and three plates
 
 
 @needs_shared
@@ -413,3 +413,14 @@ def test_the_torch_path_agrees_with_the_numba_path(weather):
     diff = np.abs(fast.astype(int) - ours.astype(int)).max(axis=-1)
     assert (diff <= 2).mean() >= 0.999, f"{(diff <= 2).mean():.5f} of pixels within 2"
     assert (diff == 0).mean() >= 0.99
+
+
+def test_bench_config_rejects_nonsense():
+    from sim.render.bench import RenderBenchConfig
+
+    with pytest.raises(ConfigError):
+        RenderBenchConfig(frames=0)
+    with pytest.raises(ConfigError):
+        RenderBenchConfig(batches=())
+    with pytest.raises(ConfigError):
+        RenderBenchConfig(vehicles=-1)

@@ -175,10 +175,19 @@ def run_bench(cfg: RenderBenchConfig) -> dict:
         import torch
 
         tr = Renderer(scene, cams, weather, device="cpu", backend="torch")
-        result["torch_threads"] = torch.get_num_threads()
-        result["torch_cpu_single_fps"] = round(_best_rate(_single_pass(tr, states[:16]), 16, cfg.repeat), 1)
         batch = [states[i % n] for i in range(16)]
-        result["torch_cpu_batch16_fps"] = round(_best_rate(lambda: tr.render_batch(batch), 16, cfg.repeat), 1)
+        threads = torch.get_num_threads()
+        for label, count in (
+            ("", threads),
+            ("_1thread", 1),
+        ):  # small ops: one thread may beat a contended two
+            torch.set_num_threads(count)
+            single = _best_rate(_single_pass(tr, states[:16]), 16, cfg.repeat)
+            result[f"torch_cpu_single_fps{label}"] = round(single, 1)
+            rate = _best_rate(lambda: tr.render_batch(batch), 16, cfg.repeat)
+            result[f"torch_cpu_batch16_fps{label}"] = round(rate, 1)
+        torch.set_num_threads(threads)
+        result["torch_threads"] = threads
     result["config"] = asdict(cfg)
     return result
 

@@ -101,6 +101,8 @@ class TorchRenderer:
         self.tex_origin = g.origin_xy_m
         self.off_road = f32(np.floor(g.palette[0] + 0.5))
         self.wp = [float(v) for v in renderer.weather_vector]
+        self.corner_x, self.corner_y = _CORNER_X.to(dev), _CORNER_Y.to(dev)
+        self.corner_top, self.edges = _CORNER_TOP.to(dev), _EDGES.to(dev)
 
     # -- candidates ---------------------------------------------------------------------------
 
@@ -202,21 +204,20 @@ class TorchRenderer:
 
     def _bbox(self, rows, b, c, ego, bx, by, cp, sp):
         """(r0, r1, c0, c1) int64 pixel rectangles, empty (r0 > r1) where nothing is in front."""
-        dev = self.device
         mount, axes, focal = self.mount[c], self.axes[c], self.focal[c]
-        lx = _CORNER_X.to(dev)[None] * rows[:, L.HX, None]
-        ly = _CORNER_Y.to(dev)[None] * rows[:, L.HY, None]
+        lx = self.corner_x[None] * rows[:, L.HX, None]
+        ly = self.corner_y[None] * rows[:, L.HY, None]
         vx = bx[:, None] + cp[:, None] * lx - sp[:, None] * ly - mount[:, 0, None]
         vy = by[:, None] + sp[:, None] * lx + cp[:, None] * ly - mount[:, 1, None]
         z_lo = rows[:, L.Z] - ego[b, L.EGO_Z] - mount[:, 2]
-        vz = z_lo[:, None] + _CORNER_TOP.to(dev)[None] * 2.0 * rows[:, L.HZ, None]
+        vz = z_lo[:, None] + self.corner_top[None] * 2.0 * rows[:, L.HZ, None]
         v = torch.stack([vx, vy, vz], -1)  # (K, 8, 3)
         cam = torch.einsum("kni,kij->knj", v, axes)  # depth, u, v
         depth, u, w = cam[..., 0], cam[..., 1], cam[..., 2]
         front = depth >= _BBOX_NEAR
         safe = torch.where(front, depth, 1.0)
         x, y = u / safe, w / safe
-        edges = _EDGES.to(dev)
+        edges = self.edges
         da, db = depth[:, edges[:, 0]], depth[:, edges[:, 1]]
         cross = (da < _BBOX_NEAR) != (db < _BBOX_NEAR)
         s = (_BBOX_NEAR - da) / torch.where(cross, db - da, 1.0)

@@ -10,6 +10,10 @@ algorithm sit behind it:
 * ``"torch"`` (the default on ``device="cuda"``, and runnable on the CPU):
   the same math on batched float32 tensors (:mod:`sim.render.kernel_torch`).
 
+The world as a camera sees it: the ground is the plane at the ego's height (the ego
+neither pitches nor rolls), textured from the map raster; actors and roadside
+structures are upright boxes (yaw only) standing at their own heights.
+
 They agree to within rounding: float32 against float64 moves a ground sample that
 lies within ~1e-5 m of a texel edge to the neighbouring texel, a depth tie between
 two faces closer than 1 mm may go either way, and light and fog differ by a least

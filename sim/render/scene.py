@@ -21,7 +21,7 @@
   rightmost lane going the same way), an arm over the entering lane and a head above
   it with red, yellow and green lamps facing the approaching traffic, plus a far-side
   head across the junction at the end of the straight-on connection - or, for a stop
-  row, a pole with a red octagon-ish plate (two crossed plates). Lamps take the
+  row, a pole with a red octagon-ish plate (three overlapping plates). Lamps take the
   row's colour each frame (:data:`sim.render.layout.MAT_SIGNAL_LAMP`).
 
 Boxes live in one (S, ``BOX_FIELDS``) float64 array (:mod:`sim.render.layout`) and a
@@ -497,8 +497,9 @@ def _add_stop_sign(b: _Builder, road_map: RoadMap, xy, yaw: float, key) -> None:
     b.add(StaticKind.STOP_SIGN, x, y, z - 0.5, yaw, 0.05, 0.05, 1.5, (150, 150, 150))
     fx, fy = math.cos(yaw), math.sin(yaw)
     px, py = x - fx * 0.07, y - fy * 0.07
-    b.add(StaticKind.STOP_SIGN, px, py, z + 1.85, yaw, 0.02, 0.42, 0.18, (200, 24, 28))
-    b.add(StaticKind.STOP_SIGN, px, py, z + 1.67, yaw, 0.02, 0.18, 0.42, (200, 24, 28))
+    # an octagon from three plates: wide, tall and a square that fills the corners between them
+    for half_w, half_h in ((0.42, 0.26), (0.26, 0.42), (0.34, 0.34)):
+        b.add(StaticKind.STOP_SIGN, px, py, z + 2.09 - half_h, yaw, 0.02, half_w, half_h, (200, 24, 28))
 
 
 def _signal_rows(signals):
@@ -530,8 +531,11 @@ class StaticScene:
 
     ``boxes`` (S, BOX_FIELDS) float64 (read-only), ``kinds`` (S,) int8 :class:`StaticKind`;
     ``signal_rows`` is the number of signal rows the scene was built for (a state's
-    ``signals`` must have as many); ``grid_*`` index the boxes by ``grid_cell_m`` cells:
-    boxes ``grid_order[grid_start[k]:grid_start[k + 1]]`` have their centre in cell
+    ``signals`` must have as many; a map's :class:`sim.signals.TrafficSignals` has the
+    same rows for every seed, so one scene serves every episode on the map; built
+    with ``signals=None`` the scene has no lights and ignores the states' signals).
+    ``grid_*`` index the boxes by ``grid_cell_m`` cells: boxes
+    ``grid_order[grid_start[k]:grid_start[k + 1]]`` have their centre in cell
     ``k = row * grid_shape[1] + col``, whose corner (0, 0) is at ``grid_origin_xy_m``.
     """
 
