@@ -58,6 +58,8 @@ _EDGES = torch.tensor(
     [[0, 1], [2, 3], [4, 5], [6, 7], [0, 2], [1, 3], [4, 6], [5, 7], [0, 4], [1, 5], [2, 6], [3, 7]]
 )
 _BBOX_NEAR = 1e-3
+#: at most this many (frame, camera, static box) rows are culled at once
+STATIC_CHUNK = 4_000_000
 
 
 class TorchRenderer:
@@ -133,16 +135,17 @@ class TorchRenderer:
         ce, se = torch.cos(ego[:, L.EGO_YAW]), torch.sin(ego[:, L.EGO_YAW])
         out = []
         s = self.statics
-        if len(s):
-            dx = s[None, :, L.X] - ego[:, None, L.EGO_X]
-            dy = s[None, :, L.Y] - ego[:, None, L.EGO_Y]
-            rel = torch.stack([ce[:, None] * dx + se[:, None] * dy, -se[:, None] * dx + ce[:, None] * dy], -1)
+        step = max(1, STATIC_CHUNK // max(1, c_n * len(s)))  # frames per chunk: bounded memory on big batches
+        for f0 in range(0, b_n if len(s) else 0, step):
+            e = ego[f0 : f0 + step]
+            dx = s[None, :, L.X] - e[:, None, L.EGO_X]
+            dy = s[None, :, L.Y] - e[:, None, L.EGO_Y]
+            ce_, se_ = ce[f0 : f0 + step, None], se[f0 : f0 + step, None]
+            rel = torch.stack([ce_ * dx + se_ * dy, -se_ * dx + ce_ * dy], -1)
             cams = torch.arange(c_n, device=self.device)[None, :, None]
-            keep, mind = self._cull(
-                s[None, None], rel[:, None], ego[:, None, None, L.EGO_Z], cams
-            )  # (B, C, S)
+            keep, mind = self._cull(s[None, None], rel[:, None], e[:, None, None, L.EGO_Z], cams)  # (b, C, S)
             b, c, i = torch.nonzero(keep, as_tuple=True)
-            out.append((b, c, s[i], mind[b, c, i]))
+            out.append((b + f0, c, s[i], mind[b, c, i]))
         actors = torch.as_tensor(packed.actors, dtype=_F64, device=self.device)
         if len(actors):
             counts = torch.as_tensor(np.diff(packed.actor_off), device=self.device)
