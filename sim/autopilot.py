@@ -99,7 +99,6 @@ class Autopilot:
             kappa[k:-k] = dyaw
         v_curve = np.sqrt(c.lateral_accel_mps2 / np.maximum(kappa, 1e-6))
         v = np.minimum(c.speed_factor * limits, v_curve)
-        v[-1] = 0.0  # stop at the goal
         for i in range(n - 2, -1, -1):  # braking ahead of slow sections
             ds = self.s[i + 1] - self.s[i]
             v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2.0 * c.comfort_decel_mps2 * ds))
@@ -185,7 +184,10 @@ class Autopilot:
         a = self._idm(v, v0, gap, v - lead_v)
         if line < math.inf:
             a = min(a, self._idm(v, v0, line, v))
-        if v0 < 0.1 and v < 0.5 and self.s[-1] - self.s[i] < 3.0:
+        # stop with the centre on the goal: a standing obstacle min_gap_m beyond it
+        to_goal = float(self.s[-1] - self._s_now)
+        a = min(a, self._idm(v, v0, to_goal + self.config.min_gap_m, v))
+        if to_goal < 0.5 and v < 0.5:
             a = -self.vehicle.max_brake_mps2  # hold at the goal
         if a >= 0:
             return float(np.clip(a / self.vehicle.max_accel_mps2, 0.0, 1.0))

@@ -110,7 +110,7 @@ class EgoState:
         return self.speed_mps * math.cos(self.yaw_rad), self.speed_mps * math.sin(self.yaw_rad)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity, never elementwise
 class Actors:
     """Every actor but the ego, as oriented 3-D boxes (struct of arrays, length N)."""
 
@@ -136,7 +136,7 @@ class Actors:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity, never elementwise
 class SignalStates:
     """Traffic lights and stop signs that control lanes (length M).
 
@@ -180,7 +180,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity, never elementwise
 class WorldState:
     """Everything true about the world after a tick (privileged: never a policy input)."""
 

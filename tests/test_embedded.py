@@ -221,3 +221,22 @@ def test_unplannable_route_and_nowhere_to_spawn_are_clear_errors():
     )
     with pytest.raises(LoopdriveError, match="spawn"):
         backend.reset(crowded, 0)
+
+
+@needs_shared
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_autopilot_completes_short_routes(seed):
+    """Completion needs > 99 % of the route: on a ~100 m route the ego must stop within
+    1 m of the goal, not a car length short of it."""
+    backend = _backend()
+    scenario = Scenario(
+        map=TOWN01,
+        route=RouteRequest(random_length_m=100),
+        traffic=TrafficConfig(vehicle_count=0, walker_count=0),
+    )
+    state = backend.reset(scenario, seed)
+    pilot = backend.make_autopilot()
+    while not backend.monitor.done:
+        backend.apply_control(pilot.act(state))
+        state = backend.tick()
+    assert backend.monitor.end_reason == EventKind.ROUTE_COMPLETED
