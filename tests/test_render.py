@@ -240,23 +240,24 @@ def test_every_light_row_has_a_head_facing_its_traffic_and_stop_rows_a_sign():
     stops = np.flatnonzero(np.asarray(sig.phase_of_row) < 0)
     assert len(lights) and len(stops)
     assert scene.signal_rows == len(sig)
+    heads = scene.boxes[(scene.kinds == StaticKind.SIGNAL) & (scene.boxes[:, L.MAT] == L.MAT_PLAIN)]
     for row in lights:
         mine = lamps[lamps[:, L.AUX] == row]
-        assert len(mine) in (
-            3,
-            6,
-        )  # one head over the lane, one across the junction where it goes straight on
+        # one head over the lane, and one across the junction where the lane goes straight on
+        assert len(mine) in (3, 6)
         assert set(mine[:, L.AUX2].astype(int)) == {LightState.RED, LightState.YELLOW, LightState.GREEN}
-        # the lamps sit on the head's side that faces the traffic coming along stop_yaw
         yaw = sig.stop_yaw_rad[row]
         fwd = np.array([math.cos(yaw), math.sin(yaw)])
-        head = mine[:3]
-        near = np.hypot(*(head[:, :2] - sig.stop_xy_m[row]).T).min()
-        assert near < 1.5  # the overhead head hangs at the stop line
-        red = head[head[:, L.AUX2] == LightState.RED][0]
-        green = head[head[:, L.AUX2] == LightState.GREEN][0]
+        over = mine[np.hypot(*(mine[:, :2] - sig.stop_xy_m[row]).T) < 1.5]
+        assert len(over) == 3  # the overhead head hangs at the stop line
+        red = over[over[:, L.AUX2] == LightState.RED][0]
+        green = over[over[:, L.AUX2] == LightState.GREEN][0]
         assert red[L.Z] > green[L.Z]  # red on top
         assert np.allclose(red[:2] @ fwd, green[:2] @ fwd)
+        # the lamps sit on the face of their head that looks back at the approaching traffic
+        housing = heads[np.hypot(*(heads[:, :2] - red[:2]).T) < 0.5]
+        assert len(housing) >= 1
+        assert (housing[:, :2] @ fwd > red[:2] @ fwd).all()
     assert scene.count(StaticKind.STOP_SIGN) == 4 * len(stops)  # pole and three plates
 
 

@@ -319,7 +319,7 @@ def _face_lights(cb, j, wp, out):
 @numba.njit(cache=True)
 def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
     """Ray-test candidate ``j`` in its screen rectangle; nearer hits take the pixel."""
-    zbuf, tz, win, wface, whit, flight = bufs
+    zbuf, tz, win, wface, whit, flight = bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
     w, h = view[5], view[6]
     mount = view[0]
     bx, by = _to_ego(cb[j, L.X], cb[j, L.Y], pose)
@@ -355,10 +355,16 @@ def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
 
 @numba.njit(cache=True)
 def _draw_sorted(cb, cd, n0, n, pose, view, rays, bufs, scratch, wp):
-    """Draw candidates ``n0:n`` near to far."""
-    order = np.argsort(cd[n0:n], kind="mergesort")
-    for k in order:
-        _draw_box(n0 + k, cb, cd, pose, view, rays, bufs, scratch, wp)
+    """Draw candidates ``n0:n`` near to far (a stable insertion sort of their indices: runs are short)."""
+    order = bufs[6]
+    for j in range(n0, n):
+        k = j
+        while k > n0 and cd[order[k - 1]] > cd[j]:
+            order[k] = order[k - 1]
+            k -= 1
+        order[k] = j
+    for j in range(n0, n):
+        _draw_box(order[j], cb, cd, pose, view, rays, bufs, scratch, wp)
 
 
 @numba.njit(cache=True)
@@ -413,7 +419,7 @@ def _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays, bu
 @numba.njit(cache=True)
 def _colour_boxes(img, pose, cb, rays, mount, bufs, wp):
     """Colour every pixel a box won: material, the sun on its face, headlights, fog."""
-    zbuf, tz, win, wface, whit, flight = bufs
+    zbuf, win, wface, whit, flight = bufs[0], bufs[2], bufs[3], bufs[4], bufs[5]
     w = img.shape[1]
     fog_d, fog_norm = wp[L.W_FOG_DIST], wp[L.W_FOG_NORM]
     fog_r, fog_g, fog_b = wp[L.W_FOG_R], wp[L.W_FOG_G], wp[L.W_FOG_B]
@@ -503,10 +509,10 @@ def _colour_ground(
 @numba.njit(cache=True)
 def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex, wp, scr):
     rays, ground, level, gadd, bg, mount, axes, planes, focal, gdist, tile0 = tabs
-    cb, cd, zbuf, win, wface, whit, scratch, tz, flight, cells, cell_d = scr
+    cb, cd, zbuf, win, wface, whit, scratch, tz, flight, cells, cell_d, order = scr
     h, w = img.shape[0], img.shape[1]
     view = (mount[c], planes[c], axes[c], focal[c], wp[L.W_FAR], w, h)
-    bufs = (zbuf, tz, win, wface, whit, flight)
+    bufs = (zbuf, tz, win, wface, whit, flight, order)
     zbuf[:] = gdist[c]
     tz[:] = tile0[c]
     win[:] = -1
@@ -566,6 +572,7 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
             np.empty((cap, 6)),
             np.empty(cells, np.int64),
             np.empty(cells),
+            np.empty(cap, np.int64),
         )
         for job in range(worker, jobs, workers):
             b, c = job // nc, job % nc

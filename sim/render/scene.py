@@ -588,6 +588,12 @@ class StaticScene:
         boxes = np.array(builder.rows, dtype=np.float64).reshape(-1, L.BOX_FIELDS)
         kinds = np.array(builder.kinds, dtype=np.int8)
         grid = _grid(boxes, raster, config.grid_cell_m)
+        order = np.asarray(
+            grid[3]
+        )  # store the boxes cell by cell: a frame reads each cell's boxes in one run
+        boxes, kinds = np.ascontiguousarray(boxes[order]), np.ascontiguousarray(kinds[order])
+        grid = (*grid[:3], np.arange(len(boxes), dtype=np.int64), *grid[4:])
+        grid[3].flags.writeable = False
         boxes.flags.writeable = False
         kinds.flags.writeable = False
         return cls(raster, boxes, kinds, len(xy), int(seed), config, *grid)
