@@ -223,26 +223,27 @@ def _claims_conflict(a, b, conflict):
 
 
 @numba.njit(cache=True)
-def _ego_conflicts(i, k0, path, jl_index, conflict, ego_claim):
+def _path_claim(i, k0, path, jl_index):
+    """The junction lanes of i's path from ``path[i, k0]`` to the junction exit (-1 padded)."""
     mine = np.full(path.shape[1] + 1, -1, np.int64)
     for n, k in enumerate(range(k0, path.shape[1])):
         nxt = path[i, k]
         if nxt < 0 or jl_index[nxt] < 0:
             break
         mine[n] = jl_index[nxt]
-    return _claims_conflict(mine, ego_claim, conflict)
+    return mine
+
+
+@numba.njit(cache=True)
+def _ego_conflicts(i, k0, path, jl_index, conflict, ego_claim):
+    return _claims_conflict(_path_claim(i, k0, path, jl_index), ego_claim, conflict)
 
 
 @numba.njit(cache=True)
 def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim):
     """True when i's junction lanes (``path[i, k0:]`` through to the exit) conflict with
     no lane that another vehicle or the ego is on or holds."""
-    mine = np.full(path.shape[1] + 1, -1, np.int64)
-    for n, k in enumerate(range(k0, path.shape[1])):
-        nxt = path[i, k]
-        if nxt < 0 or jl_index[nxt] < 0:
-            break
-        mine[n] = jl_index[nxt]
+    mine = _path_claim(i, k0, path, jl_index)
     if _claims_conflict(mine, ego_claim, conflict):
         return False
     theirs = np.full(path.shape[1] + 1, -1, np.int64)
