@@ -81,6 +81,8 @@ class Autopilot:
         self.reset()
 
     def reset(self) -> None:
+        self._rows_for: object = None
+        self._rows: list[tuple[int, list[int]]] = []
         self._hint = 0
         self._s_now = 0.0
         self._served: set[int] = set()
@@ -114,11 +116,17 @@ class Autopilot:
                 out.setdefault(tuple(keys[i]), []).append(i)
         return out
 
-    def _next_line(self, key, i: int) -> int | None:
-        for line_i in self._stop_index.get(tuple(key), ()):
-            if line_i >= i - 1:
-                return line_i
-        return None
+    def _route_rows(self, signals) -> list[tuple[int, list[int]]]:
+        """The signal rows whose entry lane the route leaves, with its stop-line indices;
+        worked out once per signal layout (the rows of a world never change)."""
+        if self._rows_for is not signals.lanes:
+            self._rows_for = signals.lanes
+            self._rows = [
+                (r, self._stop_index[tuple(k)])
+                for r, k in enumerate(signals.lanes)
+                if tuple(k) in self._stop_index
+            ]
+        return self._rows
 
     # -- runtime --------------------------------------------------------------------
 
@@ -223,9 +231,14 @@ class Autopilot:
         pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self._s_now
         if len(pts) == 0:
             return math.inf, 0.0
-        rel = actors.xyz_m[:, :2] - pts[0]
+        # only actors that can reach the corridor's bounding box within the horizon
+        xy = actors.xyz_m[:, :2]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        outside = np.maximum(np.maximum(lo - xy, xy - hi), 0.0)
+        reach = np.hypot(actors.velocity_mps[:, 0], actors.velocity_mps[:, 1]) * self._times[-1]
+        reach += actors.half_extent_m[:, 0] + 0.5 * veh.width_m + c.corridor_margin_m
         level = np.abs(actors.xyz_m[:, 2] - state.ego.z_m) < LEVEL_M  # not on a bridge over or under
-        near = (np.hypot(rel[:, 0], rel[:, 1]) < self._horizon_m(state.ego.speed_mps) + 30.0) & level
+        near = (np.hypot(outside[:, 0], outside[:, 1]) <= reach) & level
         if not near.any():
             return math.inf, 0.0
         pos, vel = actors.xyz_m[near, :2], actors.velocity_mps[near]
@@ -254,8 +267,8 @@ class Autopilot:
             return math.inf
         v = state.ego.speed_mps
         best = math.inf
-        for row, key in enumerate(signals.lanes):
-            line_i = self._next_line(key, i)
+        for row, lines in self._route_rows(signals):
+            line_i = next((k for k in lines if k >= i - 1), None)
             if line_i is None:
                 continue
             dist = float(self.s[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
