@@ -432,9 +432,7 @@ class EmbeddedBackend(Backend):
             half_extent_m=half,
             velocity_mps=vel,
         )
-        if states is None:
-            states = self.signals.states(self._time)
-        sig = self.signals.signal_states(self._time) if len(self.signals) else SignalStates.empty()
+        sig = self.signals.signal_states(self._time, states) if len(self.signals) else SignalStates.empty()
         return WorldState(self._tick, self._time, ego, actors, sig, tuple(events))
 
     # -- helpers for drivers ------------------------------------------------------------

@@ -16,7 +16,7 @@ from sim.embedded import EmbeddedBackend
 from sim.errors import RouteError
 from sim.maps.leaderboard import RouteSpec
 from sim.scenario import RouteRequest, Scenario, TrafficConfig, WorldConfig
-from sim.scoring import RouteResult, SuiteResult, score_route
+from sim.scoring import RouteResult, score_route
 
 __all__ = ["RouteJob", "jobs_from_specs", "random_jobs", "run_route", "evaluate_suite"]
 
@@ -112,10 +112,6 @@ def evaluate_suite(
             if not skip_unplannable:
                 raise
             yield job, None, str(exc)
-
-
-def suite_result(results: list[RouteResult]) -> SuiteResult:
-    return SuiteResult(results)
 
 
 class RandomDriver:

@@ -763,7 +763,8 @@ class TrafficSignals:
         _light_states(float(time_s), self._shift, self._cycle, self._green_s, self._amber_end_s, out)
         return out
 
-    def signal_states(self, time_s: float) -> SignalStates:
-        """The rows and their states at ``time_s`` as the backend seam's :class:`SignalStates`."""
-        state = self.states(time_s)
+    def signal_states(self, time_s: float, states: np.ndarray | None = None) -> SignalStates:
+        """The rows and their states at ``time_s`` as the backend seam's :class:`SignalStates`
+        (``states``: :meth:`states` of that time when the caller has it already)."""
+        state = self.states(time_s) if states is None else states
         return SignalStates(self.signal_id, state, self.stop_xy_m, self.stop_yaw_rad, self.lanes)

@@ -398,9 +398,9 @@ class Walkers:
         lo, hi = net.e_off[edge], net.e_off[edge + 1]
         mid = net.xy[(lo + hi - 1) // 2]
         half = 0.5 * float(net.length[edge])
+        d_vehicle = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
         if len(traffic):  # never step out in front of a moving vehicle (turning ones too)
-            d = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
-            if np.any((d < half + 20.0) & (traffic.speed > 1.0)):
+            if np.any((d_vehicle < half + 20.0) & (traffic.speed > 1.0)):
                 return False
             if np.any(
                 _segment_distance(net.xy[lo], net.xy[hi - 1], traffic.x, traffic.y) < traffic.half_len + 1.0
@@ -413,4 +413,4 @@ class Walkers:
                 return bool(np.all(signal_states[near] == LightState.RED))
         if len(traffic) == 0:
             return True
-        return not bool(np.any(np.hypot(traffic.x - mid[0], traffic.y - mid[1]) < half + 6.0))
+        return not bool(np.any(d_vehicle < half + 6.0))

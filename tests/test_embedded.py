@@ -10,6 +10,7 @@ import pytest
 
 from sim.embedded import EmbeddedBackend
 from sim.errors import LoopdriveError, RouteError
+from sim.evaluation import RouteJob, run_route
 from sim.scenario import RouteRequest, Scenario, TrafficConfig
 from sim.state import ActorType, Control, EventKind, LightState
 from tests.conftest import MAPS, needs_shared
@@ -117,11 +118,7 @@ def test_autopilot_completes_a_town01_route_without_infractions():
         route=RouteRequest(random_length_m=600),
         traffic=TrafficConfig(vehicle_count=20, walker_count=10),
     )
-    state = backend.reset(scenario, 1)
-    pilot = backend.make_autopilot()
-    while not backend.monitor.done:
-        backend.apply_control(pilot.act(state))
-        state = backend.tick()
+    run_route(backend, RouteJob("test", "Town01", scenario, 1), lambda b: b.make_autopilot())
     assert backend.monitor.end_reason == EventKind.ROUTE_COMPLETED
     bad = [e for e in backend.monitor.events if e.kind not in (EventKind.ROUTE_COMPLETED,)]
     assert not bad, bad
@@ -234,9 +231,5 @@ def test_autopilot_completes_short_routes(seed):
         route=RouteRequest(random_length_m=100),
         traffic=TrafficConfig(vehicle_count=0, walker_count=0),
     )
-    state = backend.reset(scenario, seed)
-    pilot = backend.make_autopilot()
-    while not backend.monitor.done:
-        backend.apply_control(pilot.act(state))
-        state = backend.tick()
+    run_route(backend, RouteJob("test", "Town01", scenario, seed), lambda b: b.make_autopilot())
     assert backend.monitor.end_reason == EventKind.ROUTE_COMPLETED
