@@ -7,11 +7,19 @@ scenario library load into these types.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from sim.errors import ConfigError
 
-__all__ = ["TrafficConfig", "WorldConfig", "RouteRequest", "Scenario"]
+__all__ = [
+    "TrafficConfig",
+    "WorldConfig",
+    "RouteRequest",
+    "Scenario",
+    "scenario_to_dict",
+    "scenario_from_dict",
+]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -111,3 +119,58 @@ class Scenario:
 
     def __post_init__(self) -> None:
         _check(bool(self.map), "scenario.map must name a map (.xodr, .osm or generated:SEED)")
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """Plain JSON-ready dict of a scenario (nested dataclasses as dicts, tuples as lists)."""
+    return _to_plain(scenario)
+
+
+def scenario_from_dict(data: dict) -> Scenario:
+    """Inverse of :func:`scenario_to_dict`; unknown keys and wrong types are a ConfigError."""
+    return _from_plain(Scenario, data, "scenario")
+
+
+def _to_plain(value):
+    if is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _from_plain(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    _check(not unknown, f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    kwargs = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _convert(hint, value, where: str):
+    origin = typing.get_origin(hint)
+    if is_dataclass(hint):
+        return _from_plain(hint, value, where)
+    if origin is tuple:
+        _check(isinstance(value, list | tuple), f"{where} must be a list, got {type(value).__name__}")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        _check(len(args) == len(value), f"{where} must have {len(args)} items, got {len(value)}")
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(ok, f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint in (int, str, bool):
+        ok = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+        _check(ok, f"{where} must be {hint.__name__}, got {value!r}")
+        return value
+    return value
