@@ -400,16 +400,20 @@ def test_pictures_of_every_rig_and_weather(map_spec, tmp_path):
 
 
 @needs_shared
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("weather", ["noon", "night"])
-def test_the_torch_path_agrees_with_the_numba_path(weather):
+def test_the_torch_path_agrees_with_the_numba_path(weather, device):
     """float32 tensors against float64 loops: a ground sample within ~1e-5 m of a texel edge, or
-    a ray grazing a box edge, may land on the other side; everything else is equal."""
-    pytest.importorskip("torch")
+    a ray grazing a box edge, may land on the other side; everything else is equal. The same
+    torch code runs on a CUDA GPU where there is one."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (torch.cuda.is_available() is False)")
     backend, scene, state = _world(TOWN01)
     states = [state, _approach(backend, scene, state), _approach(backend, scene, state, 12.0)]
     cams = rig("front3")
     fast = Renderer(scene, cams, weather_preset(weather)).render_batch(states)
-    ours = Renderer(scene, cams, weather_preset(weather), device="cpu", backend="torch").render_batch(states)
+    ours = Renderer(scene, cams, weather_preset(weather), device=device, backend="torch").render_batch(states)
     assert ours.shape == fast.shape and ours.dtype == np.uint8
     diff = np.abs(fast.astype(int) - ours.astype(int)).max(axis=-1)
     assert (diff <= 2).mean() >= 0.999, f"{(diff <= 2).mean():.5f} of pixels within 2"

@@ -8,6 +8,9 @@ them), so the count the issue names (30 vehicles, 20 walkers) is really on scree
 
 Measured, each the best of ``repeat`` timed passes after a warm-up (the machine may
 be shared): numba single frames, numba batches, and torch single frames on the CPU.
+With ``--device cuda``, the torch path on the GPU too: single frames, the batch
+sizes, and ``--cuda-batch`` (default 1024), each including the copy of the images
+back to host memory, and its agreement with the numba images of the same states.
 ``cpu_ms_per_frame`` is process CPU time per frame of the single-frame numba pass
 (robust to other load; one thread renders a single front frame).
 """
@@ -49,12 +52,16 @@ class RenderBenchConfig:
     repeat: int = 5
     torch: bool = True
     seed: int = 0
+    device: str = "cpu"
+    cuda_batch: int = 1024
 
     def __post_init__(self) -> None:
         if self.vehicles < 0 or self.walkers < 0:
             raise ConfigError("bench render: vehicle and walker counts must be >= 0")
         if self.frames < 1 or self.repeat < 1 or not self.batches or min(self.batches) < 1:
             raise ConfigError("bench render: frames, repeat and batch sizes must be positive")
+        if self.device not in ("cpu", "cuda") or self.cuda_batch < 1:
+            raise ConfigError("bench render: --device must be cpu or cuda and --cuda-batch positive")
 
     @property
     def map_spec(self) -> str:
@@ -188,8 +195,42 @@ def run_bench(cfg: RenderBenchConfig) -> dict:
             result[f"torch_cpu_batch16_fps{label}"] = round(rate, 1)
         torch.set_num_threads(threads)
         result["torch_threads"] = threads
+    if cfg.device == "cuda":
+        result.update(_cuda_pass(cfg, scene, cams, weather, renderer, states))
     result["config"] = asdict(cfg)
     return result
+
+
+def _cuda_pass(cfg: RenderBenchConfig, scene, cams, weather, reference, states) -> dict:
+    """The torch renderer on the GPU: frames per second (images copied back) and agreement."""
+    import torch
+
+    from sim.render import Renderer
+
+    gpu = Renderer(scene, cams, weather, device="cuda")
+    n = len(states)
+
+    def timed(fn):
+        def run():
+            fn()
+            torch.cuda.synchronize()
+
+        return run
+
+    out = {"cuda_device": torch.cuda.get_device_name(0)}
+    out["cuda_single_fps"] = round(_best_rate(timed(_single_pass(gpu, states[:16])), 16, cfg.repeat), 1)
+    for b in sorted({*cfg.batches, cfg.cuda_batch}):
+        batch = [states[i % n] for i in range(b)]
+        rate = _best_rate(timed(lambda batch=batch: gpu.render_batch(batch)), b, cfg.repeat)
+        out[f"cuda_batch{b}_fps"] = round(rate, 1)
+    sample = states[: min(n, 16)]
+    diff = np.abs(reference.render_batch(sample).astype(int) - gpu.render_batch(sample).astype(int)).max(
+        axis=-1
+    )
+    out["cuda_vs_numba_equal_share"] = round(float((diff == 0).mean()), 5)
+    out["cuda_vs_numba_within2_share"] = round(float((diff <= 2).mean()), 5)
+    out["cuda_max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +257,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=d.repeat, help="timed passes; the best is reported")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch path")
     parser.add_argument("--seed", type=int, default=d.seed, help="world and scene seed")
+    parser.add_argument(
+        "--device", default=d.device, choices=("cpu", "cuda"), help="also time the torch path on CUDA"
+    )
+    parser.add_argument(
+        "--cuda-batch", type=int, default=d.cuda_batch, help=f"largest CUDA batch (default {d.cuda_batch})"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RenderBenchConfig:
@@ -233,6 +280,8 @@ def config_from_args(args: argparse.Namespace) -> RenderBenchConfig:
         repeat=args.repeat,
         torch=not args.no_torch,
         seed=args.seed,
+        device=args.device,
+        cuda_batch=args.cuda_batch,
     )
 
 
