@@ -26,6 +26,7 @@ Where this deliberately differs from the Leaderboard, the docstrings say so.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
@@ -182,24 +183,32 @@ class _LaneRaster:
     """
 
     def __init__(
-        self, road_map: RoadMap, route_xy: np.ndarray, radius_m: float, margin_m: float, cell_m: float = 0.25
+        self,
+        road_map: RoadMap,
+        route_xy: np.ndarray | None,
+        radius_m: float,
+        margin_m: float,
+        cell_m: float = 0.25,
     ):
         from scipy.spatial import cKDTree
 
         self.inv_cell = 1.0 / cell_m
         self._lut = _heading_masks(-math.pi + (np.arange(_LUT_BINS) + 0.5) * (2.0 * math.pi / _LUT_BINS))
-        tree = cKDTree(route_xy)
+        tree = cKDTree(route_xy) if route_xy is not None else None
         ix, iy, masks = [], [], []
         for lane in road_map.lanes.values():
-            dist, _ = tree.query(lane.xyz_m[:, :2], distance_upper_bound=radius_m)
-            near_s = lane.s_m[np.isfinite(dist)]
-            if len(near_s):
+            if tree is None:
+                span = (0.0, float(lane.length_m))
+            else:
+                dist, _ = tree.query(lane.xyz_m[:, :2], distance_upper_bound=radius_m)
+                near_s = lane.s_m[np.isfinite(dist)]
+                if not len(near_s):
+                    continue
                 # only the stretch of the lane near the route (lanes run for hundreds of metres)
                 span = (float(near_s[0]) - 2.0, float(near_s[-1]) + 2.0)
-                for out, part in zip(
-                    (ix, iy, masks), self._lane_cells(lane, span, margin_m, cell_m), strict=True
-                ):
-                    out.append(part)
+            cells = self._lane_cells(lane, span, margin_m, cell_m)
+            for out, part in zip((ix, iy, masks), cells, strict=True):
+                out.append(part)
         self.tiles: dict[tuple[int, int], np.ndarray] = {}
         if masks:
             self._fill_tiles(np.concatenate(ix), np.concatenate(iy), np.concatenate(masks))
@@ -336,6 +345,20 @@ _RASTER_USE_M = 12.0
 _RASTER_EXTRA_M = 6.0  # a lane's half width and the spacing of its points, generously
 
 
+#: one raster of every lane per (map, margin), shared by every route and world on the map
+_MAP_RASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _map_raster(road_map: RoadMap, margin_m: float) -> _LaneRaster:
+    """The lane raster of the whole map, built once per map and margin (a second or so on a town,
+    tens of MB); a route then costs nothing to set up."""
+    per_map = _MAP_RASTERS.setdefault(road_map, {})
+    raster = per_map.get(margin_m)
+    if raster is None:
+        raster = per_map[margin_m] = _LaneRaster(road_map, None, 0.0, margin_m)
+    return raster
+
+
 class _LaneDirections:
     """Outside the driving lanes or in an opposite lane? The raster near the route,
     :meth:`RoadMap.lane_at` further out (tens of microseconds, off the common path)."""
@@ -343,7 +366,7 @@ class _LaneDirections:
     def __init__(self, road_map: RoadMap, route_xy: np.ndarray, margin_m: float):
         self.road_map = road_map
         self.margin_m = margin_m
-        self.raster = _LaneRaster(road_map, route_xy, _RASTER_USE_M + margin_m + _RASTER_EXTRA_M, margin_m)
+        self.raster = _map_raster(road_map, margin_m)
 
     def outside(self, x: float, y: float, yaw_rad: float, route_offset_m: float) -> bool:
         if route_offset_m <= _RASTER_USE_M:
