@@ -20,12 +20,11 @@ import numpy as np
 from sim.autopilot import Autopilot, AutopilotConfig
 from sim.backend import Backend
 from sim.collision import overlapping_pairs, overlaps_with
-from sim.errors import RouteError
 from sim.infractions import InfractionConfig, InfractionMonitor
 from sim.lanetable import LaneTable
 from sim.maps import RoadMap, load_map
 from sim.maps.planner import DenseRoute, RoutePlanner
-from sim.routes import random_route
+from sim.routes import plan_scenario_route
 from sim.scenario import Scenario
 from sim.signals import JunctionIndex, SignalConfig, TrafficSignals
 from sim.state import (
@@ -197,17 +196,7 @@ class EmbeddedBackend(Backend):
         return self._state
 
     def _plan_route(self, scenario: Scenario, rng: np.random.Generator) -> DenseRoute:
-        planner = self.assets.planner
-        req = scenario.route
-        if req.is_random:
-            return random_route(planner, self.assets.road_map, rng, req.random_length_m)
-        yaws = np.array(req.keypoint_yaw_rad) if req.keypoint_yaw_rad else None
-        try:
-            return planner.plan_keypoints(np.array(req.keypoints_xyz_m), keypoint_yaw_rad=yaws).route
-        except RouteError as exc:
-            raise RouteError(
-                f"route {req.route_id or '(keypoints)'} on {self.road_map.name}: {exc}"
-            ) from None
+        return plan_scenario_route(self.assets.planner, self.assets.road_map, scenario.route, rng)
 
     # -- stepping ---------------------------------------------------------------------
 

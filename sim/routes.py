@@ -7,8 +7,9 @@ import numpy as np
 from sim.errors import LoopdriveError, RouteError
 from sim.maps.planner import DenseRoute, RoutePlanner
 from sim.maps.roadmap import RoadMap
+from sim.scenario import RouteRequest
 
-__all__ = ["random_route"]
+__all__ = ["random_route", "plan_scenario_route"]
 
 
 def random_route(
@@ -43,3 +44,20 @@ def random_route(
     if best is None:
         raise RouteError(f"{road_map.name}: could not plan a random route of about {length_m:.0f} m")
     return best
+
+
+def plan_scenario_route(
+    planner: RoutePlanner, road_map: RoadMap, request: RouteRequest, rng: np.random.Generator
+) -> DenseRoute:
+    """The route a scenario asks for: through its keypoints, or random from ``rng``.
+
+    Both backends plan with this function on their map (the embedded backend's, or the
+    CARLA server's ``world.get_map()``), so the same scenario drives the same route.
+    """
+    if request.is_random:
+        return random_route(planner, road_map, rng, request.random_length_m)
+    yaws = np.array(request.keypoint_yaw_rad) if request.keypoint_yaw_rad else None
+    try:
+        return planner.plan_keypoints(np.array(request.keypoints_xyz_m), keypoint_yaw_rad=yaws).route
+    except RouteError as exc:
+        raise RouteError(f"route {request.route_id or '(keypoints)'} on {road_map.name}: {exc}") from None
