@@ -348,7 +348,12 @@ def test_town01_lane_types_and_marks():
     assert (x[0], y[0], h[0]) == pytest.approx((384.58999633789063, -0.0199999995529651, 3.1410614169049995))
     lanes = {ln.id: ln for ln in road.sections[0].lanes}
     assert [(i, lanes[i].type) for i in sorted(lanes)] == [
-        (-3, "sidewalk"), (-2, "shoulder"), (-1, "driving"), (0, "none"), (1, "driving"), (2, "shoulder"),
+        (-3, "sidewalk"),
+        (-2, "shoulder"),
+        (-1, "driving"),
+        (0, "none"),
+        (1, "driving"),
+        (2, "shoulder"),
         (3, "sidewalk"),
     ]
     centre_mark, curb = lanes[0].road_marks[0], lanes[-2].road_marks[0]

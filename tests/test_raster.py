@@ -68,7 +68,9 @@ def synthetic_town(junction_centre: str = "none", signal_s: float = 45.0) -> Roa
         '<?xml version="1.0"?><OpenDRIVE><header revMajor="1" revMinor="4" name="synth"/>'
         + _road(1, 0, -1, '<successor elementType="junction" elementId="100"/>', "broken", signal)
         + _road(
-            2, 50, 100,
+            2,
+            50,
+            100,
             '<predecessor elementType="road" elementId="1" contactPoint="end"/>'
             '<successor elementType="road" elementId="3" contactPoint="start"/>',
             junction_centre,

@@ -62,7 +62,7 @@ def test_right_of_the_ego_is_right_in_the_image():
     img = RouteMap(None, polyline_route(xy), EXACT, roads=EMPTY_ROADS).render(0.0, 0.0, yaw)
     line = img[:, :, 1]
     assert line[V0 - 10, U0 + 10] == 255  # 20 m ahead, 20 m right: 10 px up, 10 px right
-    assert line[V0 - 10, U0 + 1 :].sum() >= 255 * 14 and not line[V0 - 10, : U0].any()
+    assert line[V0 - 10, U0 + 1 :].sum() >= 255 * 14 and not line[V0 - 10, :U0].any()
 
 
 def test_route_index_draws_only_the_route_ahead():

@@ -105,7 +105,7 @@ class _ActorCatalog:
 
     def add(self, actor) -> None:
         type_id = str(actor.type_id)
-        if type_id.startswith(("vehicle.", "walker.")):
+        if actor.id != self.ego_id and type_id.startswith(("vehicle.", "walker.")):
             self._known[actor.id] = (actor_type_of(type_id, dict(actor.attributes)), actor.bounding_box)
         else:
             self._known[actor.id] = None
@@ -279,7 +279,7 @@ class CarlaBackend(Backend):
         self._spawn_traffic(scenario, rng)
         walkers = self._spawn_walkers(scenario, rng)
         world.tick(self.config.timeout_s)  # walker controllers start after their first tick
-        self._start_walkers(walkers, rng)
+        self._start_walkers(walkers)
         self._catalog = _ActorCatalog(self._ego.id)
         for actor in world.get_actors():
             self._catalog.add(actor)
@@ -300,11 +300,10 @@ class CarlaBackend(Backend):
         return self._state
 
     def _spawn(self, blueprint, transform, attach_to=None):
-        actor = (
-            self._world.try_spawn_actor(blueprint, transform, attach_to=attach_to)
-            if attach_to
-            else (self._world.try_spawn_actor(blueprint, transform))
-        )
+        if attach_to is None:
+            actor = self._world.try_spawn_actor(blueprint, transform)
+        else:
+            actor = self._world.try_spawn_actor(blueprint, transform, attach_to=attach_to)
         if actor is not None:
             self._spawned.append(actor.id)
         return actor
@@ -364,14 +363,6 @@ class CarlaBackend(Backend):
             self._sensors.append(sensor)
             sensor.listen(lambda ev, q=queue, p=payload: q.put(ev.frame, p(ev)))
 
-    def _spawn_batch(self, commands: list) -> list[int]:
-        ids = []
-        for response in self._client.apply_batch_sync(commands, True):
-            if not response.error:
-                ids.append(int(response.actor_id))
-                self._spawned.append(int(response.actor_id))
-        return ids
-
     def _spawn_traffic(self, scenario: Scenario, rng: np.random.Generator) -> None:
         count = npc_count(scenario.traffic, self.road_map.driving_lane_km)
         avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
@@ -385,28 +376,26 @@ class CarlaBackend(Backend):
         for ids in by_type.values():
             ids.sort()  # the library's order is not promised; the seed's choice must be
         names = pick_blueprints(by_type, scenario.traffic, rng, len(poses))
-        port = self.config.tm_port
-        commands = []
+        port, sigma = self.config.tm_port, scenario.traffic.speed_factor_sigma
         for name, (x, y, z, yaw) in zip(names, poses, strict=True):
             bp = lib.find(name)
             bp.set_attribute("role_name", "autopilot")
-            spawn = carla.command.SpawnActor(bp, transform_of(x, y, z + SPAWN_LIFT_M, yaw))
-            commands.append(spawn.then(carla.command.SetAutopilot(carla.command.FutureActor, True, port)))
-        ids = self._spawn_batch(commands)
-        sigma = scenario.traffic.speed_factor_sigma
-        for actor in self._world.get_actors(ids):
-            # TM: a positive difference is slower than the limit
-            self._tm.vehicle_percentage_speed_difference(actor, float(-100.0 * sigma * rng.standard_normal()))
+            # drawn for every pose, spawned or not, so one blocked place changes nothing else
+            speed_difference = float(-100.0 * sigma * rng.standard_normal())  # TM: positive is slower
+            actor = self._spawn(bp, transform_of(x, y, z + SPAWN_LIFT_M, yaw))
+            if actor is not None:
+                actor.set_autopilot(True, port)
+                self._tm.vehicle_percentage_speed_difference(actor, speed_difference)
 
-    def _spawn_walkers(self, scenario: Scenario, rng: np.random.Generator) -> list[tuple[int, float]]:
+    def _spawn_walkers(self, scenario: Scenario, rng: np.random.Generator) -> list[tuple[Any, float]]:
+        """Walkers at the server's navigation points (seeded by ``set_pedestrians_seed``),
+        each with an AI controller attached; returns (controller, walking speed)."""
         count = walker_count(scenario.traffic, self.assets.walkways.sidewalk_km)
-        if count == 0:
-            return []
         world = self._world
         lib = world.get_blueprint_library()
         kinds = sorted(bp.id for bp in lib.filter("walker.pedestrian.*"))
-        commands, speeds = [], []
-        for _ in range(count):
+        out = []
+        for _ in range(count if kinds else 0):
             loc = world.get_random_location_from_navigation()
             if loc is None:
                 continue
@@ -414,26 +403,18 @@ class CarlaBackend(Backend):
             if bp.has_attribute("is_invincible"):
                 bp.set_attribute("is_invincible", "false")
             walk = bp.get_attribute("speed").recommended_values[1] if bp.has_attribute("speed") else "1.4"
-            speeds.append(float(walk))
-            commands.append(carla.command.SpawnActor(bp, carla.Transform(loc + carla.Location(z=1.0))))
-        walkers = []
-        for response, speed in zip(self._client.apply_batch_sync(commands, True), speeds, strict=True):
-            if not response.error:
-                self._spawned.append(int(response.actor_id))
-                walkers.append((int(response.actor_id), speed))
-        controller = lib.find("controller.ai.walker")
-        ids = self._spawn_batch(
-            [carla.command.SpawnActor(controller, carla.Transform(), w) for w, _ in walkers]
-        )
-        world.set_pedestrians_cross_factor(float(scenario.traffic.jaywalk_probability))
-        return list(zip(ids, (s for _, s in walkers), strict=False))
-
-    def _start_walkers(self, walkers: list[tuple[int, float]], rng: np.random.Generator) -> None:
-        world = self._world
-        for controller_id, speed in walkers:
-            controller = world.get_actor(controller_id)
-            if controller is None:
+            walker = self._spawn(bp, carla.Transform(loc + carla.Location(z=1.0)))
+            if walker is None:
                 continue
+            controller = self._spawn(lib.find("controller.ai.walker"), carla.Transform(), attach_to=walker)
+            if controller is not None:
+                out.append((controller, float(walk)))
+        world.set_pedestrians_cross_factor(float(scenario.traffic.jaywalk_probability))
+        return out
+
+    def _start_walkers(self, walkers: list[tuple[Any, float]]) -> None:
+        world = self._world
+        for controller, speed in walkers:
             controller.start()
             self._controllers.append(controller)
             goal = world.get_random_location_from_navigation()
