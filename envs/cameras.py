@@ -70,11 +70,16 @@ class CameraSet:
         return renderer
 
     def render(self, world: DrivingWorld, state: WorldState) -> np.ndarray:
-        """One world's cameras for ``state``: ``uint8`` (n_cams, H, W, 3)."""
+        """One world's cameras for ``state``: ``uint8`` (n_cams, H, W, 3). A backend with
+        cameras of its own (CARLA's sensors) gives its images of the last tick."""
+        if getattr(world.backend, "renders_cameras", False):
+            return np.asarray(world.backend.render(self.specs))
         return np.asarray(self.renderer_for(world).render(state))
 
     def render_batch(self, worlds: Sequence[DrivingWorld], states: Sequence[WorldState]) -> np.ndarray:
         """Every world's cameras: ``uint8`` (B, n_cams, H, W, 3), one renderer call per map."""
+        if any(getattr(w.backend, "renders_cameras", False) for w in worlds):
+            return np.stack([self.render(w, s) for w, s in zip(worlds, states, strict=True)])
         keys = [w.backend.scenario.map for w in worlds]
         if len(set(keys)) == 1:
             return np.asarray(self.renderer_for(worlds[0]).render_batch(list(states)))

@@ -19,10 +19,12 @@ from sim.infractions import InfractionConfig
 from sim.routemap import RouteMapConfig
 from sim.scenario import Scenario, TrafficConfig, WorldConfig
 
-__all__ = ["RewardConfig", "DrivingEnvConfig", "RENDER_DEVICES", "DEFAULT_MAP"]
+__all__ = ["RewardConfig", "DrivingEnvConfig", "RENDER_DEVICES", "DEFAULT_MAP", "BACKENDS"]
 
 #: devices the camera renderer runs on
 RENDER_DEVICES: tuple[str, ...] = ("cpu", "cuda")
+#: simulators an env runs on: loopdrive's own, or a CARLA server
+BACKENDS: tuple[str, ...] = ("embedded", "carla")
 #: the town of the registered envs: a procedural town, no files needed
 DEFAULT_MAP = "generated:0"
 
@@ -99,6 +101,13 @@ class DrivingEnvConfig:
     cameras' look, whatever the scenario's weather says), ``render_device``; names are
     checked when the env is built (the renderer is imported then, not here).
 
+    Simulator: ``backend`` ``"embedded"`` (loopdrive's own world) or ``"carla"``: a
+    CARLA 0.9.15/0.9.16 server at ``carla_host:carla_port`` (connected at the first
+    reset; an unreachable server is an error after ``carla_timeout_s``), whose RGB
+    cameras give the images (same rig, same mounting); on CARLA, ``map`` may also name
+    a town the server has (``Town03``), and ``weather`` sets the server's weather for
+    random routes (a given ``scenario`` brings its own).
+
     ``seed``: the seed of the first reset that is given none (``None``: fresh OS
     entropy, as Gymnasium does); later seedless resets continue that generator.
     ``autopilot_in_info``: put the privileged autopilot's action for every state in
@@ -123,6 +132,10 @@ class DrivingEnvConfig:
     terminate_on_collision: bool = True
     autopilot_in_info: bool = True
     seed: int | None = None
+    backend: str = "embedded"
+    carla_host: str = "localhost"
+    carla_port: int = 2000
+    carla_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "route_length_m", tuple(self.route_length_m))
@@ -144,6 +157,17 @@ class DrivingEnvConfig:
         if self.render_device not in RENDER_DEVICES:
             raise ConfigError(
                 f"DrivingEnvConfig.render_device must be one of {RENDER_DEVICES}, got {self.render_device!r}"
+            )
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"DrivingEnvConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not isinstance(self.carla_host, str) or not self.carla_host:
+            raise ConfigError(f"DrivingEnvConfig.carla_host must name a host, got {self.carla_host!r}")
+        port = self.carla_port
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ConfigError(f"DrivingEnvConfig.carla_port must be an integer in [1, 65535], got {port!r}")
+        if _finite("DrivingEnvConfig", "carla_timeout_s", self.carla_timeout_s) <= 0:
+            raise ConfigError(
+                f"DrivingEnvConfig.carla_timeout_s must be positive, got {self.carla_timeout_s}"
             )
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0

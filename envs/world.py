@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from envs.config import DrivingEnvConfig
+from sim.carla_backend.errors import ServerLostError
 from sim.embedded import EmbeddedBackend, MapAssets
 from sim.errors import ConfigError
 from sim.maps.planner import RoadOption
@@ -48,6 +49,7 @@ __all__ = [
     "REWARD_TERMS",
     "EVENT_TERMS",
     "action_to_control",
+    "make_backend",
 ]
 
 #: the observation's ``command`` for RoadOption.VOID (-1); every other value is the RoadOption's
@@ -80,7 +82,8 @@ _SEED_BOUND = 2**31 - 1
 
 class TerminationReason(Enum):
     """Why an episode ended (``NONE`` while it runs), and whether that is a terminal state
-    (``terminated``) or a cut-off (``truncated``)."""
+    (``terminated``) or a cut-off (``truncated``). ``SERVER_LOST``: the CARLA server
+    stopped answering; the next reset reconnects."""
 
     NONE = "none"
     ROUTE_COMPLETED = "route_completed"
@@ -88,6 +91,7 @@ class TerminationReason(Enum):
     ROUTE_DEVIATION = "route_deviation"
     TIME_LIMIT = "time_limit"
     AGENT_BLOCKED = "agent_blocked"
+    SERVER_LOST = "server_lost"
 
     @property
     def terminated(self) -> bool:
@@ -99,7 +103,11 @@ class TerminationReason(Enum):
 
     @property
     def truncated(self) -> bool:
-        return self in (TerminationReason.TIME_LIMIT, TerminationReason.AGENT_BLOCKED)
+        return self in (
+            TerminationReason.TIME_LIMIT,
+            TerminationReason.AGENT_BLOCKED,
+            TerminationReason.SERVER_LOST,
+        )
 
 
 _END_REASON = {
@@ -206,7 +214,7 @@ class DrivingWorld:
     def __init__(self, config: DrivingEnvConfig, assets: SharedAssets | None = None):
         self.config = config
         self.assets = assets if assets is not None else SharedAssets()
-        self.backend = EmbeddedBackend(map_cache=self.assets.maps, infraction_config=config.infractions)
+        self.backend = make_backend(config, self.assets)
         self._leaderboard = (
             _leaderboard_scenarios(config) if config.routes_file and config.scenario is None else []
         )
@@ -269,13 +277,23 @@ class DrivingWorld:
         if self.route_map is None:
             raise RuntimeError("reset the env before stepping it")
         self.backend.apply_control(action_to_control(action))  # 1. apply the action
-        state = self.backend.tick()  # 2. physics (substeps inside)
+        try:
+            state = self.backend.tick()  # 2. physics (substeps inside)
+        except ServerLostError:  # a CARLA server died: cut the episode off at its last state
+            return self._server_lost()
         obs = self._observe(state)  # 3. observe (all but the cameras)
         terms = self._reward_terms(state)  # 4. reward terms
         reason = self._termination(state)  # 5. termination
         info = self._info(state, terms, reason)  # 6. info
         self.reason = reason
         return StepResult(state, obs, math.fsum(terms.values()), reason.terminated, reason.truncated, info)
+
+    def _server_lost(self) -> StepResult:
+        state = self.backend.state()
+        reason = TerminationReason.SERVER_LOST
+        self.reason = reason
+        terms = dict.fromkeys(REWARD_TERMS, 0.0)
+        return StepResult(state, self._observe(state), 0.0, False, True, self._info(state, terms, reason))
 
     def _observe(self, state: WorldState) -> dict[str, Any]:
         monitor, route = self.backend.monitor, self.backend.route
@@ -341,6 +359,23 @@ class DrivingWorld:
             control = self._autopilot.act(state)
             info["autopilot_action"] = np.array([control.steer, control.accel], np.float32)
         return info
+
+
+def make_backend(config: DrivingEnvConfig, assets: SharedAssets):
+    """The config's simulator: the embedded backend, or a CARLA server's (imported only
+    when asked for) carrying the config's camera rig."""
+    if config.backend == "embedded":
+        return EmbeddedBackend(map_cache=assets.maps, infraction_config=config.infractions)
+    from sim.carla_backend import CarlaBackend, CarlaConfig
+    from sim.render.camera import rig
+
+    cameras = rig(config.rig, width_px=config.camera_width_px, height_px=config.camera_height_px)
+    carla_config = CarlaConfig(
+        host=config.carla_host, port=config.carla_port, timeout_s=config.carla_timeout_s
+    )
+    return CarlaBackend(
+        carla_config, cameras=cameras, infraction_config=config.infractions, map_cache=assets.maps
+    )
 
 
 def action_to_control(action: Any) -> Control:

@@ -1,4 +1,5 @@
-"""``loopdrive evaluate``: drive a policy closed-loop on a suite of routes and score it."""
+"""``loopdrive evaluate``: drive a policy closed-loop on a suite of routes and score it,
+on the embedded simulator or a CARLA server (``--backend carla --host H --port P``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scripts.backend_args import add_backend_args, make_backend
 from scripts.config_args import add_config_arguments, config_from_args
 from sim.errors import LoopdriveError
 from sim.scenario import TrafficConfig
@@ -27,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         metavar="MAP",
-        help="one or more maps: .xodr, .osm or generated:SEED",
+        help="maps: .xodr, .osm or generated:SEED (with --backend carla also a town name: Town03)",
     )
     parser.add_argument(
         "--routes",
@@ -43,6 +45,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first route; route k uses seed + k")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     add_config_arguments(parser, TrafficConfig, prefix="")
+    add_backend_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -88,10 +91,6 @@ def _row(r) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.embedded import EmbeddedBackend
-    from sim.evaluation import evaluate_suite
-    from sim.scoring import SuiteResult
-
     traffic = config_from_args(TrafficConfig, args)
     make_driver = _driver_factory(args.policy, args.seed)
     if args.out is not None and not args.out.parent.is_dir():
@@ -104,7 +103,17 @@ def run(args: argparse.Namespace) -> int:
         jobs += mine
     if not jobs:
         raise LoopdriveError("no route to drive: no route of the files belongs to the maps' towns")
-    backend = EmbeddedBackend()
+    backend = make_backend(args)
+    try:
+        return _drive(jobs, make_driver, backend, args.out)
+    finally:
+        backend.close()  # a CARLA server gets its settings back and loses our actors
+
+
+def _drive(jobs, make_driver, backend, out: Path | None) -> int:
+    from sim.evaluation import evaluate_suite
+    from sim.scoring import SuiteResult
+
     results, t0 = [], time.perf_counter()
     print(f"{'town':<24} {'route':>10} {'RC':>6} {'IP':>6} {'DS':>6}  infractions")
     bar = tqdm(
@@ -127,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
         f"suite: {s['route_count']} routes  DS {s['driving_score']:.1f}  RC {s['route_completion']:.1f}  "
         f"IP {s['infraction_penalty']:.3f}  infractions/km {total_per_km}  ({time.perf_counter() - t0:.0f} s)"
     )
-    if args.out is not None:
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    if out is not None:
+        tmp = out.with_suffix(out.suffix + ".tmp")
         tmp.write_text(json.dumps(d, indent=2))
-        os.replace(tmp, args.out)
-        print(f"wrote {args.out}")
+        os.replace(tmp, out)
+        print(f"wrote {out}")
     return 0

@@ -276,8 +276,10 @@ class RouteMap:
         if not runs:
             return
         line_xy = self._line_xy
-        pts = line_xy[runs[0][0] : runs[0][1]] if len(runs) == 1 else np.concatenate(
-            [line_xy[a:b] for a, b in runs]
+        pts = (
+            line_xy[runs[0][0] : runs[0][1]]
+            if len(runs) == 1
+            else np.concatenate([line_xy[a:b] for a, b in runs])
         )
         # world -> fixed-point image: (x - X) along the ego's right, forward up
         inv = (1 << _SHIFT) / self.config.m_per_px

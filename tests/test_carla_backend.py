@@ -276,6 +276,7 @@ def test_carla_lights_drive_the_rows_of_the_same_maps_signals():
 def test_config_ports_and_validation():
     assert CarlaConfig().tm_port == 8000 and CarlaConfig(port=2004).tm_port == 8004
     assert CarlaConfig(port=2000, traffic_manager_port=9100).tm_port == 9100
+    assert CarlaConfig(port=62000).tm_port == 56000
     assert CarlaConfig(host="h", port=3).address == "h:3"
     for bad in (
         dict(port=0),
@@ -283,7 +284,7 @@ def test_config_ports_and_validation():
         dict(timeout_s=0),
         dict(timeout_s=float("nan")),
         dict(host=""),
-        dict(port=60000),
+        dict(port=2000, traffic_manager_port=2000),
         dict(reconnect_attempts=0),
         dict(port=True),
     ):
@@ -491,8 +492,11 @@ def test_evaluate_with_an_unreachable_carla_server_exits_2_with_the_clear_error(
         cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )
     assert result.returncode == 2, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"loopdrive: error: cannot reach a CARLA server at 127.0.0.1:{port} within 1 s")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("loopdrive: error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(
+        f"loopdrive: error: cannot reach a CARLA server at 127.0.0.1:{port} within 1 s"
+    )
     assert "Traceback" not in result.stderr
     assert time.monotonic() - t0 < 30.0  # python start-up and imports included
 

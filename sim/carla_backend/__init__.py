@@ -12,11 +12,11 @@ with ``carla.Map`` lives in :mod:`sim.maps`). Modules, smallest first:
 * :mod:`.connection`: reaching a server, with a clear error when nothing answers;
 * :mod:`.backend`: :class:`CarlaBackend`, the seam itself.
 
-The package is imported only when a CARLA backend is asked for.
+Importing the package is light (the errors only); the backend, its config and the
+``carla`` client load when first asked for, so the env can catch
+:class:`ServerLostError` without importing ``carla``.
 """
 
-from sim.carla_backend.backend import CarlaBackend
-from sim.carla_backend.config import SUPPORTED_VERSIONS, CarlaConfig
 from sim.carla_backend.errors import CarlaError, CarlaUnavailableError, SensorFrameError, ServerLostError
 
 __all__ = [
@@ -28,3 +28,15 @@ __all__ = [
     "ServerLostError",
     "SensorFrameError",
 ]
+
+
+def __getattr__(name: str):
+    if name == "CarlaBackend":
+        from sim.carla_backend.backend import CarlaBackend
+
+        return CarlaBackend
+    if name in ("CarlaConfig", "SUPPORTED_VERSIONS"):
+        from sim.carla_backend import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,7 +40,7 @@ class CarlaConfig:
     server is an error after that long. ``sensor_timeout_s`` bounds the wait for a
     tick's camera frames. ``reconnect_attempts`` bounds how often a reset tries to
     reach a server that went away (``reconnect_wait_s`` apart).
-    ``traffic_manager_port`` 0 means ``port + 6000``.
+    ``traffic_manager_port`` 0 means ``port + 6000`` (see :attr:`tm_port`).
     """
 
     host: str = field(default="localhost", metadata={"help": "CARLA server host"})
@@ -95,5 +95,9 @@ class CarlaConfig:
 
     @property
     def tm_port(self) -> int:
-        """The Traffic Manager's port: ``traffic_manager_port``, or ``port + 6000``."""
-        return self.traffic_manager_port or self.port + TM_PORT_OFFSET
+        """The Traffic Manager's port: ``traffic_manager_port``, or ``port + 6000``
+        (``port - 6000`` for ports above 59535), distinct per server port."""
+        if self.traffic_manager_port:
+            return self.traffic_manager_port
+        up = self.port + TM_PORT_OFFSET
+        return up if up <= 65535 else self.port - TM_PORT_OFFSET

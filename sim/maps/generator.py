@@ -299,8 +299,13 @@ def _lanes_connected(streets: list[_Street], n: int) -> bool:
     size = 2 * len(streets) * n
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(size, size)).tocsr()
     _, labels = connected_components(graph, directed=True, connection="strong")
-    exists = [(2 * s + side) * n + k for s, st in enumerate(streets) for side in (0, 1) for k in range(n)
-              if side == 0 or not st.one_way]
+    exists = [
+        (2 * s + side) * n + k
+        for s, st in enumerate(streets)
+        for side in (0, 1)
+        for k in range(n)
+        if side == 0 or not st.one_way
+    ]
     return len(set(labels[exists].tolist())) == 1
 
 
@@ -322,6 +327,7 @@ def _grid_edges(cfg: TownConfig) -> set[tuple[Node, Node]]:
 
 def _remove_edges(cfg: TownConfig, rng: np.random.Generator, edges: set[tuple[Node, Node]]) -> None:
     """Turn inner 4-way nodes into T-junctions, two at a time, by removing the edge between them."""
+
     def inner(p: Node) -> bool:
         return 0 < p[0] < cfg.blocks_x and 0 < p[1] < cfg.blocks_y
 
@@ -368,7 +374,7 @@ def _choose_one_way(cfg: TownConfig, rng: np.random.Generator, streets: list[_St
         street = streets[index]
         original = street.path
         flip_first = bool(rng.random() < 0.5)
-        for path in ((original[::-1], original) if flip_first else (original, original[::-1])):
+        for path in (original[::-1], original) if flip_first else (original, original[::-1]):
             street.path, street.one_way = path, True
             if _lanes_connected(streets, cfg.lanes_per_direction):
                 made += 1
@@ -501,8 +507,11 @@ def _connector_geometry(a: _Pose, b: _Pose) -> tuple[_Segment, ...]:
         to_corner = ex - to_end * math.cos(phi)  # from a to the tangents' crossing
         radius = min(to_corner, to_end)
         if radius > 1.0:
-            pieces = [(to_corner - radius, 0.0), (radius * abs(phi), math.copysign(1.0 / radius, phi)),
-                      (to_end - radius, 0.0)]
+            pieces = [
+                (to_corner - radius, 0.0),
+                (radius * abs(phi), math.copysign(1.0 / radius, phi)),
+                (to_end - radius, 0.0),
+            ]
             return tuple(_chain(a, pieces)[0])
     return (_hermite(a, b),)
 
@@ -519,8 +528,16 @@ def _hermite(a: _Pose, b: _Pose) -> _Segment:
     turn = abs(phi)
     k = chord if turn < 1e-6 else chord * 2.0 * math.tan(turn / 4.0) / math.sin(turn / 2.0)
     cp, sp = math.cos(phi), math.sin(phi)
-    poly = (0.0, k, 3 * ex - 2 * k - k * cp, -2 * ex + k + k * cp,
-            0.0, 0.0, 3 * ey - k * sp, -2 * ey + k * sp)
+    poly = (
+        0.0,
+        k,
+        3 * ex - 2 * k - k * cp,
+        -2 * ex + k + k * cp,
+        0.0,
+        0.0,
+        3 * ey - k * sp,
+        -2 * ey + k * sp,
+    )
     return _Segment(a, _poly_length(poly), poly=poly)
 
 
@@ -602,14 +619,18 @@ def _street_lanes_xml(cfg: TownConfig, one_way: bool) -> list[str]:
         right.append(_lane_xml(-(n + 1), "sidewalk", sw, _mark("none")))
     centre = _mark("solid") if one_way else _mark("solid solid", color="yellow")
     out += ["       <left>", *reversed(left), "       </left>"]
-    out += ["       <center>", f'        <lane id="0" type="none" level="false">{centre}</lane>',
-            "       </center>"]
+    out += [
+        "       <center>",
+        f'        <lane id="0" type="none" level="false">{centre}</lane>',
+        "       </center>",
+    ]
     out += ["       <right>", *right, "       </right>", "      </laneSection>", "    </lanes>"]
     return out
 
 
-def _road_head(road_id: int, name: str, length_m: float, junction: int, link: str,
-               speed_kmh: float) -> list[str]:
+def _road_head(
+    road_id: int, name: str, length_m: float, junction: int, link: str, speed_kmh: float
+) -> list[str]:
     return [
         f'  <road name="{name}" length="{_num(length_m)}" id="{road_id}" junction="{junction}">',
         f"    <link>{link}</link>",
@@ -686,8 +707,19 @@ class _TownWriter:
             turn = (b.direction - a.direction - 2) % 4
             sidewalk = self.cfg.sidewalks and turn == _RIGHT and k == n - 1 and j == n - 1
             speed = min(self.streets[a.street].speed_kmh, self.streets[b.street].speed_kmh)
-            out.append(_Connection(first_id + len(out), self.junction_ids[node], a, in_id, b, out_id,
-                                   _connector_geometry(start, end), sidewalk, speed))
+            out.append(
+                _Connection(
+                    first_id + len(out),
+                    self.junction_ids[node],
+                    a,
+                    in_id,
+                    b,
+                    out_id,
+                    _connector_geometry(start, end),
+                    sidewalk,
+                    speed,
+                )
+            )
         return out
 
     # -- signals
@@ -724,8 +756,11 @@ class _TownWriter:
             s, t, orient, lanes = length - 1.0, offset - edge, "+", (-n, -1)
         else:
             s, t, orient, lanes = 1.0, offset + edge, "-", (1, n)
-        kind = ('name="Signal_3Light_Post01" dynamic="yes" type="1000001" height="1.06" width="0.36"'
-                if light else 'name="Stop" dynamic="no" type="206" height="0.8" width="0.8"')
+        kind = (
+            'name="Signal_3Light_Post01" dynamic="yes" type="1000001" height="1.06" width="0.36"'
+            if light
+            else 'name="Stop" dynamic="no" type="206" height="0.8" width="0.8"'
+        )
         self.signals[arm.street].append(
             f'      <signal s="{_num(s)}" t="{_num(t)}" id="{signal_id}" {kind} orientation="{orient}" '
             f'zOffset="2" country="OpenDRIVE" subtype="-1" value="-1" hOffset="0" pitch="0" roll="0">'
@@ -769,14 +804,25 @@ class _TownWriter:
         lane_link = f'<predecessor id="{c.in_lane_id}"/><successor id="{c.out_lane_id}"/>'
         right = [_lane_xml(-1, "driving", self.cfg.lane_width_m, _mark("none"), lane_link)]
         if c.sidewalk:
-            walk_link = (f'<predecessor id="{self._sidewalk_id(c.in_arm, True)}"/>'
-                         f'<successor id="{self._sidewalk_id(c.out_arm, False)}"/>')
+            walk_link = (
+                f'<predecessor id="{self._sidewalk_id(c.in_arm, True)}"/>'
+                f'<successor id="{self._sidewalk_id(c.out_arm, False)}"/>'
+            )
             right.append(_lane_xml(-2, "sidewalk", self.cfg.sidewalk_width_m, _mark("none"), walk_link))
         out += _geometry_xml(list(c.segments)) + list(_ROAD_FLAT)
-        out += ["    <lanes>", '      <laneSection s="0">', "       <center>",
-                f'        <lane id="0" type="none" level="false">{_mark("none")}</lane>', "       </center>",
-                "       <right>", *right, "       </right>", "      </laneSection>", "    </lanes>",
-                "  </road>"]
+        out += [
+            "    <lanes>",
+            '      <laneSection s="0">',
+            "       <center>",
+            f'        <lane id="0" type="none" level="false">{_mark("none")}</lane>',
+            "       </center>",
+            "       <right>",
+            *right,
+            "       </right>",
+            "      </laneSection>",
+            "    </lanes>",
+            "  </road>",
+        ]
         return out
 
     def _junction_xml(self, node: Node) -> list[str]:

@@ -408,15 +408,21 @@ class _Ctx:
 
 def _poly(ctx: _Ctx, elem: ET.Element, s_name: str) -> PolyRecord:
     return PolyRecord(
-        ctx.num(elem, s_name, 0.0), ctx.num(elem, "a", 0.0), ctx.num(elem, "b", 0.0),
-        ctx.num(elem, "c", 0.0), ctx.num(elem, "d", 0.0),
+        ctx.num(elem, s_name, 0.0),
+        ctx.num(elem, "a", 0.0),
+        ctx.num(elem, "b", 0.0),
+        ctx.num(elem, "c", 0.0),
+        ctx.num(elem, "d", 0.0),
     )
 
 
 def _geometry(ctx: _Ctx, elem: ET.Element) -> Geometry | None:
     base = dict(
-        s_m=ctx.num(elem, "s"), x_m=ctx.num(elem, "x"), y_m=ctx.num(elem, "y"),
-        hdg_rad=ctx.num(elem, "hdg"), length_m=ctx.num(elem, "length"),
+        s_m=ctx.num(elem, "s"),
+        x_m=ctx.num(elem, "x"),
+        y_m=ctx.num(elem, "y"),
+        hdg_rad=ctx.num(elem, "hdg"),
+        length_m=ctx.num(elem, "length"),
     )
     if base["length_m"] < 0:
         raise ctx.fail(f"geometry at s={base['s_m']} has a negative length")
@@ -444,8 +450,10 @@ def _road_mark(ctx: _Ctx, elem: ET.Element) -> RoadMark:
     width = ctx.num(elem, "width", -1.0)
     lines = tuple(
         MarkLine(
-            length_m=ctx.num(line, "length", 0.0), space_m=ctx.num(line, "space", 0.0),
-            t_offset_m=ctx.num(line, "tOffset", 0.0), s_offset_m=ctx.num(line, "sOffset", 0.0),
+            length_m=ctx.num(line, "length", 0.0),
+            space_m=ctx.num(line, "space", 0.0),
+            t_offset_m=ctx.num(line, "tOffset", 0.0),
+            s_offset_m=ctx.num(line, "sOffset", 0.0),
             width_m=ctx.num(line, "width", width if width > 0 else 0.12),
         )
         for line in elem.findall("type/line")
@@ -489,11 +497,16 @@ def _signals(ctx: _Ctx, road_elem: ET.Element, road_id: int) -> tuple[RoadSignal
         for sig in road_elem.findall(tag):
             out.append(
                 RoadSignal(
-                    id=sig.get("id", ""), road_id=road_id,
-                    s_m=ctx.num(sig, "s", 0.0), t_m=ctx.num(sig, "t", 0.0),
-                    orientation=sig.get("orientation", "none"), type=sig.get("type", ""),
-                    subtype=sig.get("subtype", ""), name=sig.get("name", ""),
-                    dynamic=sig.get("dynamic", "no") == "yes", is_reference=ref,
+                    id=sig.get("id", ""),
+                    road_id=road_id,
+                    s_m=ctx.num(sig, "s", 0.0),
+                    t_m=ctx.num(sig, "t", 0.0),
+                    orientation=sig.get("orientation", "none"),
+                    type=sig.get("type", ""),
+                    subtype=sig.get("subtype", ""),
+                    name=sig.get("name", ""),
+                    dynamic=sig.get("dynamic", "no") == "yes",
+                    is_reference=ref,
                 )
             )
     return tuple(out)
@@ -509,9 +522,15 @@ def _objects(ctx: _Ctx, road_elem: ET.Element, road_id: int) -> tuple[RoadObject
         corners_road = outline.findall("cornerRoad") if outline is not None else []
         out.append(
             RoadObject(
-                id=obj.get("id", ""), road_id=road_id, type=obj.get("type", "none"), name=obj.get("name", ""),
-                s_m=ctx.num(obj, "s", 0.0), t_m=ctx.num(obj, "t", 0.0), hdg_rad=ctx.num(obj, "hdg", 0.0),
-                length_m=ctx.num(obj, "length", 0.0), width_m=ctx.num(obj, "width", 0.0),
+                id=obj.get("id", ""),
+                road_id=road_id,
+                type=obj.get("type", "none"),
+                name=obj.get("name", ""),
+                s_m=ctx.num(obj, "s", 0.0),
+                t_m=ctx.num(obj, "t", 0.0),
+                hdg_rad=ctx.num(obj, "hdg", 0.0),
+                length_m=ctx.num(obj, "length", 0.0),
+                width_m=ctx.num(obj, "width", 0.0),
                 radius_m=ctx.num(obj, "radius", 0.0),
                 outline_local=tuple((ctx.num(c, "u"), ctx.num(c, "v")) for c in corners_local),
                 outline_road=tuple((ctx.num(c, "s"), ctx.num(c, "t")) for c in corners_road),
@@ -548,11 +567,18 @@ def _road(ctx: _Ctx, elem: ET.Element) -> Road:
     elevations = sorted((_poly(ctx, e, "s") for e in elem.findall("elevationProfile/elevation")), key=_by_s)
     link = elem.find("link")
     road = Road(
-        id=road_id, name=elem.get("name", ""), length_m=length,
-        junction_id=ctx.int_id(elem, "junction", -1), rule=elem.get("rule", "RHT").upper(),
-        geometries=tuple(geometries), elevations=tuple(elevations), lane_offsets=tuple(offsets),
-        sections=_sections(ctx, lanes_elem, length), speeds=_speeds(ctx, elem),
-        signals=_signals(ctx, elem, road_id), objects=_objects(ctx, elem, road_id),
+        id=road_id,
+        name=elem.get("name", ""),
+        length_m=length,
+        junction_id=ctx.int_id(elem, "junction", -1),
+        rule=elem.get("rule", "RHT").upper(),
+        geometries=tuple(geometries),
+        elevations=tuple(elevations),
+        lane_offsets=tuple(offsets),
+        sections=_sections(ctx, lanes_elem, length),
+        speeds=_speeds(ctx, elem),
+        signals=_signals(ctx, elem, road_id),
+        objects=_objects(ctx, elem, road_id),
         predecessor=_link(ctx, link.find("predecessor")) if link is not None else None,
         successor=_link(ctx, link.find("successor")) if link is not None else None,
     )
@@ -795,12 +821,23 @@ def _section_strips(road: Road, sec: LaneSection, step_m: float) -> list[LaneStr
         idx, mtype, mcolor, mwidth = _mark_arrays(lane, s - sec.s_m)
         strips.append(
             LaneStrip(
-                road_id=road.id, section_index=sec.index, lane_id=lane.id, lane_type=lane.type,
-                junction_id=road.junction_id, s_m=s,
+                road_id=road.id,
+                section_index=sec.index,
+                lane_id=lane.id,
+                lane_type=lane.type,
+                junction_id=road.junction_id,
+                s_m=s,
                 centre_xy_m=base + t_dir * (0.5 * (t_in + t_out))[:, None],
-                inner_xy_m=base + t_dir * t_in[:, None], outer_xy_m=base + t_dir * t_out[:, None],
-                width_m=np.abs(t_out - t_in), z_m=z, yaw_rad=yaw, t_dir_xy=t_dir,
-                mark_index=idx, mark_type=mtype, mark_color=mcolor, mark_width_m=mwidth,
+                inner_xy_m=base + t_dir * t_in[:, None],
+                outer_xy_m=base + t_dir * t_out[:, None],
+                width_m=np.abs(t_out - t_in),
+                z_m=z,
+                yaw_rad=yaw,
+                t_dir_xy=t_dir,
+                mark_index=idx,
+                mark_type=mtype,
+                mark_color=mcolor,
+                mark_width_m=mwidth,
                 road_marks=lane.road_marks,
             )
         )

@@ -126,14 +126,38 @@ DEFAULT_PALETTE = np.array(
 )
 
 # OpenDRIVE lane types (lower-cased) per surface class; other types ("none", ...) stay unpainted.
-_DRIVING_TYPES = frozenset((
-    "driving", "bidirectional", "entry", "exit", "onramp", "offramp", "connectingramp",
-    "sliplane", "hov", "bus", "taxi", "roadworks",
-))
-_SHOULDER_TYPES = frozenset((
-    "shoulder", "border", "parking", "stop", "restricted", "median", "biking", "tram", "rail",
-    "special1", "special2", "special3",
-))
+_DRIVING_TYPES = frozenset(
+    (
+        "driving",
+        "bidirectional",
+        "entry",
+        "exit",
+        "onramp",
+        "offramp",
+        "connectingramp",
+        "sliplane",
+        "hov",
+        "bus",
+        "taxi",
+        "roadworks",
+    )
+)
+_SHOULDER_TYPES = frozenset(
+    (
+        "shoulder",
+        "border",
+        "parking",
+        "stop",
+        "restricted",
+        "median",
+        "biking",
+        "tram",
+        "rail",
+        "special1",
+        "special2",
+        "special3",
+    )
+)
 _SIDEWALK_TYPES = frozenset(("sidewalk", "walking"))
 _CURB_TYPES = frozenset(("curb",))
 
@@ -360,8 +384,12 @@ def _mark_lines(mark: RoadMark, lane_id: int, style: RasterStyle, m_per_px: floa
 def _explicit_line(line: MarkLine, label: int, m_per_px: float) -> _Line:
     solid = line.length_m <= 0 or line.space_m <= 0
     return _Line(
-        line.t_offset_m, max(line.width_m, m_per_px), 0.0 if solid else line.length_m,
-        0.0 if solid else line.space_m, line.s_offset_m, label,
+        line.t_offset_m,
+        max(line.width_m, m_per_px),
+        0.0 if solid else line.length_m,
+        0.0 if solid else line.space_m,
+        line.s_offset_m,
+        label,
     )
 
 
@@ -407,15 +435,20 @@ def _strip_mark_quads(strip: LaneStrip, sec_start: float, style: RasterStyle, m_
         sl = slice(a, b + 1)
         for line in _mark_lines(mark, strip.lane_id, style, m_per_px):
             quads = _line_quads(
-                strip.s_m[sl], strip.outer_xy_m[sl], strip.t_dir_xy[sl], line,
-                sec_start + mark.s_offset_m, m_per_px,
+                strip.s_m[sl],
+                strip.outer_xy_m[sl],
+                strip.t_dir_xy[sl],
+                line,
+                sec_start + mark.s_offset_m,
+                m_per_px,
             )
             yield line.label, quads
 
 
 def _paint_marks(canvas: _Canvas, od: OpenDrive, strips: list[LaneStrip], style: RasterStyle) -> None:
-    by_class: dict[int, list[np.ndarray]] = {c: [] for c in (RasterClass.CURB, RasterClass.MARKING_WHITE,
-                                                              RasterClass.MARKING_YELLOW)}
+    by_class: dict[int, list[np.ndarray]] = {
+        c: [] for c in (RasterClass.CURB, RasterClass.MARKING_WHITE, RasterClass.MARKING_YELLOW)
+    }
     for strip in strips:
         if not strip.road_marks:
             continue
@@ -466,8 +499,13 @@ def _stop_lines(road_map: RoadMap, od: OpenDrive, style: RasterStyle) -> list[np
                 continue
             done.add((lane.key, i))
             quads.append(
-                _stop_quad(lane.xyz_m[i, :2], float(lane.yaw_rad[i]), float(lane.width_m[i]),
-                           style.stop_line_width_m, at_end=i != 0)
+                _stop_quad(
+                    lane.xyz_m[i, :2],
+                    float(lane.yaw_rad[i]),
+                    float(lane.width_m[i]),
+                    style.stop_line_width_m,
+                    at_end=i != 0,
+                )
             )
     return quads
 
