@@ -116,17 +116,17 @@ def _drive(jobs, make_driver, backend, out: Path | None) -> int:
 
     results, t0 = [], time.perf_counter()
     print(f"{'town':<24} {'route':>10} {'RC':>6} {'IP':>6} {'DS':>6}  infractions")
-    bar = tqdm(
-        total=len(jobs), unit="route", file=sys.stderr, disable=not sys.stderr.isatty() and "CI" in os.environ
-    )
-    for _job, result, message in evaluate_suite(jobs, make_driver, backend=backend, skip_unplannable=True):
-        bar.update(1)
-        if result is None:
-            tqdm.write(f"skipped: {message}", file=sys.stderr)
-            continue
-        results.append(result)
-        tqdm.write(_row(result))
-    bar.close()
+    quiet = not sys.stderr.isatty() and "CI" in os.environ
+    with tqdm(total=len(jobs), unit="route", file=sys.stderr, disable=quiet) as bar:  # closed on errors too
+        for _job, result, message in evaluate_suite(
+            jobs, make_driver, backend=backend, skip_unplannable=True
+        ):
+            bar.update(1)
+            if result is None:
+                tqdm.write(f"skipped: {message}", file=sys.stderr)
+                continue
+            results.append(result)
+            tqdm.write(_row(result))
     suite = SuiteResult(results)
     d = suite.to_dict()
     s = d["suite"]
