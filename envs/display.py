@@ -53,7 +53,7 @@ class Hud:
         return text
 
 
-def _tile(cameras: np.ndarray) -> np.ndarray:
+def _tile(cameras: np.ndarray, min_width_px: int = MIN_FRAME_WIDTH_PX) -> np.ndarray:
     n, h, w, _ = cameras.shape
     cols = min(n, 4)
     rows = math.ceil(n / cols)
@@ -61,7 +61,7 @@ def _tile(cameras: np.ndarray) -> np.ndarray:
     for k in range(n):
         r, c = divmod(k, cols)
         grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = cameras[k]
-    scale = max(1, math.ceil(MIN_FRAME_WIDTH_PX / grid.shape[1]))
+    scale = max(1, math.ceil(min_width_px / grid.shape[1]))
     if scale > 1:
         grid = cv2.resize(
             grid, (grid.shape[1] * scale, grid.shape[0] * scale), interpolation=cv2.INTER_NEAREST
@@ -87,16 +87,24 @@ def _route_picture(route: np.ndarray, channels: Sequence[str], ego_row_px: int) 
 
 
 def compose_frame(
-    cameras: np.ndarray, route: np.ndarray, hud: Hud, *, channels: Sequence[str], ego_row_px: int
+    cameras: np.ndarray,
+    route: np.ndarray,
+    hud: Hud | None,
+    *,
+    channels: Sequence[str],
+    ego_row_px: int,
+    min_width_px: int = MIN_FRAME_WIDTH_PX,
 ) -> np.ndarray:
-    """``uint8`` RGB frame: the cameras tiled (up to 4 per row, scaled up to at least
-    :data:`MIN_FRAME_WIDTH_PX` wide), the route map inset at the bottom right (3x),
-    and the HUD's lines at the top left."""
-    frame = _tile(np.asarray(cameras))
+    """``uint8`` RGB frame: the cameras tiled (up to 4 per row, scaled up by whole
+    multiples to at least ``min_width_px`` wide), the route map inset at the bottom
+    right (3x), and the HUD's lines at the top left (none for ``hud=None``)."""
+    frame = _tile(np.asarray(cameras), min_width_px)
     inset = _route_picture(np.asarray(route), channels, ego_row_px)
     fh, fw = frame.shape[:2]
     ih, iw = min(inset.shape[0], fh), min(inset.shape[1], fw)
     frame[fh - ih :, fw - iw :] = inset[-ih:, -iw:]
+    if hud is None:
+        return frame
     lines = hud.lines()
     strip_h = 8 + 18 * len(lines)
     frame[:strip_h, : min(fw, 330)] //= 2  # darken behind the text
@@ -150,6 +158,13 @@ class PygameWindow:
         pygame.event.pump()
         pygame.display.flip()
         self._clock.tick(self.fps)
+
+    def save(self, path) -> None:
+        """Write what the window shows now to ``path`` (PNG by its suffix; pygame's
+        ``image.save``)."""
+        if self._screen is None:
+            raise RuntimeError("the window shows nothing yet: show() a frame first")
+        self._pygame.image.save(self._screen, str(path))
 
     def close(self) -> None:
         if self._pygame is not None:

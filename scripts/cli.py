@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "route": ("scripts.route_cmd", "plan CARLA Leaderboard routes on a map"),
     "evaluate": ("scripts.evaluate", "drive a policy closed-loop on routes and score it (Leaderboard)"),
     "bench": ("scripts.bench", "measure simulator speed"),
+    "drive": ("scripts.drive", "drive in a pygame window: demonstrate, take over a policy, shadow it"),
 }
 
 EXIT_USAGE = 2
