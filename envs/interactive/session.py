@@ -12,8 +12,8 @@ the mode, steps the env, and shows the frame:
   wrapper (``take_over("human", "keyboard" | "joystick")``, then the person's action
   each step through ``set_override``), until the hand-back key (``hand_back()``). The
   person's ramps start from the action last applied, so a takeover does not jerk.
-* ``shadow``: the person drives; the policy predicts silently and each step where
-  the two differ by more than the thresholds counts as a disagreement (the shadow
+* ``shadow``: the person drives; the policy predicts silently; each time the two
+  start to differ by more than the thresholds, a disagreement is counted (the shadow
   wrapper logs them where the stack has one).
 
 :meth:`DriveSession.run` ticks until quit, paced at the env's rate times

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envs.config import DrivingEnvConfig
 from envs.interactive.policies import DrivePolicy
 from sim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from envs.world import SharedAssets
 
 __all__ = ["DriveStack", "build_drive_env"]
 
@@ -33,13 +36,15 @@ def build_drive_env(
     policy: DrivePolicy,
     *,
     record: str | Path | None = None,
+    assets: SharedAssets | None = None,
 ) -> DriveStack:
-    """The env for a drive in ``mode`` with ``policy``, recording to ``record``."""
+    """The env for a drive in ``mode`` with ``policy``, recording to ``record``;
+    ``assets``: per-map caches shared with other envs of the process."""
     from envs.driving import DrivingEnv
 
     if policy.name == "autopilot" and not env_config.autopilot_in_info:
         raise ConfigError("the autopilot policy needs autopilot_in_info=True in the env config")
-    env: Any = DrivingEnv(env_config)
+    env: Any = DrivingEnv(env_config, assets=assets)
     takeover = None
     if mode == "copilot":
         from envs.takeover import TakeoverWrapper
