@@ -151,8 +151,22 @@ def run(args: argparse.Namespace) -> int:
         raise LoopdriveError(f"--screenshot {args.screenshot}: give a .png, .bmp or .jpg file name")
     policy = load_policy(args.policy, args.seed or 0)
     controls, messages = _controls(args.controls)
-    stack = build_drive_env(_env_config(args), drive.mode, policy, record=args.record)
-    session = DriveSession(stack.env, policy, config=drive, controls=controls, takeover=stack.takeover)
+    stack = build_drive_env(
+        _env_config(args),
+        drive.mode,
+        policy,
+        policy_id=policy.name,
+        record=args.record,
+        shadow_thresholds=(drive.shadow_steer, drive.shadow_accel),
+    )
+    session = DriveSession(
+        stack.env,
+        policy,
+        policy_name=policy.name,
+        config=drive,
+        controls=controls,
+        takeover=stack.takeover,
+    )
     for text in messages:
         session.say(text)
     try:

@@ -77,13 +77,18 @@ def _devices(pg, messages, config: ControlsConfig | None = None) -> InputDevices
     return InputDevices(config or ControlsConfig(), pg, messages.append)
 
 
-def _session(mode="manual", policy=None, *, messages=None, controls=None, **env_changes) -> DriveSession:
+def _session(
+    mode="manual", policy=None, *, messages=None, controls=None, record=None, **env_changes
+) -> DriveSession:
     policy = policy or AutopilotPolicy()
-    stack = build_drive_env(_config(**env_changes), mode, policy, assets=ASSETS)
+    stack = build_drive_env(
+        _config(**env_changes), mode, policy, policy_id=policy.name, record=record, assets=ASSETS
+    )
     say = messages.append if messages is not None else (lambda text: None)
     session = DriveSession(
         stack.env,
         policy,
+        policy_name=policy.name,
         config=DriveConfig(mode=mode, speed=0.0, window_width_px=640),
         controls=controls,
         takeover=stack.takeover,
@@ -278,7 +283,68 @@ def test_manual_drive_keys_pause_restart_views_hud_and_screenshot(tmp_path):
     assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # not blank
 
 
+def _drive_script(session: DriveSession, script: dict[int, list[tuple[int, bool]]], start: int, stop: int):
+    """Ticks ``start .. stop - 1``, posting ``script[k]``'s key events (key, down) before tick ``k``."""
+    for k in range(start, stop):
+        for key, down in script.get(k, []):
+            _key(key, down)
+        if not session.tick():
+            return
+
+
+def test_copilot_takeover_steer_hand_back_and_the_store_holds_the_intervention(tmp_path):
+    pytest.importorskip("envs.recorder", reason="the episode store (envs.recorder) is not in this checkout")
+    import pyarrow.parquet as pq
+
+    from envs.catalog import Catalog
+
+    store = tmp_path / "store"
+    session = _session("copilot", AutopilotPolicy(), record=store)
+    take, release, back = 10, 22, 30
+    script = {
+        take: [(pygame.K_LEFT, True)],  # any control input takes over at once
+        release: [(pygame.K_LEFT, False)],
+        back: [(pygame.K_RETURN, True), (pygame.K_RETURN, False)],  # the hand-back key
+        45: [(pygame.K_ESCAPE, True)],
+    }
+    try:
+        _drive_script(session, script, 0, take + 5)
+        assert session.driver == "human" and session.interventions == 1
+        shot = session.screenshot(tmp_path / "copilot.png")
+        _drive_script(session, script, take + 5, 60)
+        assert session.driver == "policy" and session.summary.interventions == 1
+    finally:
+        session.close()
+    pixels = pygame.surfarray.array3d(pygame.image.load(str(shot)))
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # not blank
+
+    catalog = Catalog.scan(store)
+    assert len(catalog) == 1 and not catalog.problems
+    (event,) = catalog.interventions()
+    found = (event["trigger"], event["driver"], event["step"], event["end_step"])
+    assert found == ("keyboard", "human", take, back)
+    (path,) = sorted(store.glob("*.parquet"))
+    rows = pq.read_table(path, columns=["step", "driver", "intervention", "executed_action", "policy_action"])
+    rows = rows.to_pylist()
+    human = [r for r in rows if r["driver"] == "human"]
+    assert [r["step"] for r in human] == list(range(take, back))
+    assert rows[take]["intervention"] == "keyboard"
+    steer = np.array([r["executed_action"][0] for r in human])
+    held = steer[: release - take]
+    # the person's left steering: ramping from where the policy steered (no jump) to full lock
+    assert abs(held[0] - rows[take - 1]["executed_action"][0]) <= RampConfig().steer_rate_per_s * DT + 1e-6
+    assert np.all(np.diff(held) <= 0) and held[-1] == -1.0
+    assert np.all(np.diff(steer[release - take :]) >= 0)  # released: back towards the centre
+    policy_steer = np.array([r["policy_action"][0] for r in human])
+    assert np.abs(steer - policy_steer).max() > 0.5  # the store keeps the person's, not the policy's
+    after = [r for r in rows[back:] if r["driver"] is not None]
+    assert after and all(
+        r["driver"] == "policy" and r["executed_action"] == r["policy_action"] for r in after
+    )
+
+
 def test_shadow_mode_the_person_drives_and_disagreements_count():
+    pytest.importorskip("envs.takeover", reason="the shadow wrapper (envs.takeover) is not in this checkout")
     session = _session("shadow", AutopilotPolicy())
     try:
         for _ in range(5):  # the autopilot wants to drive off, the person does not
@@ -305,7 +371,7 @@ def test_hand_back_outside_copilot_says_why(tmp_path):
 
 def test_cli_drive_headless_writes_a_screenshot(tmp_path, capsys):
     shot = tmp_path / "shot.png"
-    args = ["drive", "--map", "generated:0", "--length", "300", "--mode", "shadow", "--fast"]
+    args = ["drive", "--map", "generated:0", "--length", "300", "--mode", "manual", "--fast"]
     args += ["--max-steps", "5", "--camera-width", "96", "--camera-height", "48", "--window-width", "640"]
     args += ["--vehicle-count", "2", "--walker-count", "0", "--controls", str(tmp_path / "none.toml")]
     assert main([*args, "--screenshot", str(shot)]) == 0

@@ -12,9 +12,9 @@ the mode, steps the env, and shows the frame:
   wrapper (``take_over("human", "keyboard" | "joystick")``, then the person's action
   each step through ``set_override``), until the hand-back key (``hand_back()``). The
   person's ramps start from the action last applied, so a takeover does not jerk.
-* ``shadow``: the person drives; the policy predicts silently; each time the two
-  start to differ by more than the thresholds, a disagreement is counted (the shadow
-  wrapper logs them where the stack has one).
+* ``shadow``: the person drives; the policy predicts silently inside the shadow
+  wrapper, which marks where the two start to differ by more than the thresholds
+  (``info["disagreement"]``); the HUD counts them.
 
 :meth:`DriveSession.run` ticks until quit, paced at the env's rate times
 ``DriveConfig.speed`` (``0``: as fast as it computes). The keyboard's ramps advance by
@@ -38,7 +38,6 @@ import numpy as np
 from envs.display import PygameWindow
 from envs.interactive.controls import Command, ControlsConfig, InputDevices
 from envs.interactive.hud import DriveHud, camera_views, drive_frame
-from envs.interactive.policies import DrivePolicy
 from sim.errors import ConfigError, LoopdriveError
 from sim.state import ActorType, EventKind
 
@@ -70,7 +69,8 @@ class DriveConfig:
     the drive on their own, for headless runs. ``end_pause_s``: how long an ended
     episode stays on screen before the next starts (skipped at ``speed`` 0).
     ``shadow_steer`` and ``shadow_accel``: the differences between the person's and
-    the policy's action that count as a disagreement in shadow mode.
+    the policy's action that count as a disagreement in shadow mode (for the stack's
+    shadow wrapper).
     """
 
     mode: str = "manual"
@@ -82,7 +82,7 @@ class DriveConfig:
     message_s: float = 6.0
     infraction_s: float = 5.0
     shadow_steer: float = 0.3
-    shadow_accel: float = 0.5
+    shadow_accel: float = 0.6
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -158,15 +158,19 @@ def _infraction_text(event: Any) -> str:
 class DriveSession:
     """One person at the window with ``env`` and ``policy`` (see the module docstring).
 
-    ``takeover`` is the takeover wrapper inside ``env``'s stack (copilot needs one).
-    ``say`` receives every message for the person (they are also shown on the HUD).
+    ``policy`` has ``reset(seed)`` and ``act(obs, info)``; the session asks it for
+    actions in copilot mode (in shadow mode the stack's shadow wrapper does), and shows
+    ``policy_name`` on the HUD. ``takeover`` is the takeover wrapper inside ``env``'s
+    stack (copilot needs one). ``say`` receives every message for the person (they are
+    also shown on the HUD).
     """
 
     def __init__(
         self,
         env: Any,
-        policy: DrivePolicy,
+        policy: Any,
         *,
+        policy_name: str = "policy",
         config: DriveConfig | None = None,
         controls: ControlsConfig | None = None,
         takeover: Any = None,
@@ -178,6 +182,7 @@ class DriveSession:
             raise ConfigError("copilot mode needs the takeover wrapper in the env stack")
         self.env = env
         self.policy = policy
+        self.policy_name = policy_name
         self.takeover = takeover
         self.summary = DriveSummary()
         self._say_out = say if say is not None else (lambda text: print(text, file=sys.stderr))
@@ -200,7 +205,6 @@ class DriveSession:
         self.driver = self._default_driver()
         self.interventions = 0
         self.disagreements = 0
-        self._apart = False
         self.steps = 0
         self._ended_at: float | None = None
         self._quit = False
@@ -226,11 +230,11 @@ class DriveSession:
 
     def _reset(self, seed: int | None) -> None:
         self._obs, self._info = self.env.reset(seed=seed)
-        self.policy.reset(int(self._info["episode_seed"]))
+        if self.config.mode == "copilot":  # (the shadow wrapper resets its own policy)
+            self.policy.reset(int(self._info["episode_seed"]))
         self.devices.reset()
         self.driver = self._info.get("driver", self._default_driver())
         self.interventions = self.disagreements = 0
-        self._apart = False
         self._infractions.clear()
         self._last_action = np.zeros(2, np.float32)
         self._ended_at = None
@@ -282,16 +286,7 @@ class DriveSession:
             if self.driver == "human":
                 self.takeover.set_override(person)
             return policy_action
-        person = self.devices.update(self.dt_s)
-        if self.config.mode == "shadow":
-            predicted = self.policy.act(obs, info)
-            gap = np.abs(np.asarray(predicted, np.float32) - person)
-            apart = bool(gap[0] > self.config.shadow_steer or gap[1] > self.config.shadow_accel)
-            if apart and not self._apart:  # count each disagreement once, where it starts
-                self.disagreements += 1
-                self.summary.disagreements += 1
-            self._apart = apart
-        return person
+        return self.devices.update(self.dt_s)
 
     def _after_step(self, info: dict[str, Any], action: np.ndarray) -> None:
         executed = info.get("executed_action")
@@ -301,6 +296,9 @@ class DriveSession:
         if info.get("intervention"):
             self.interventions += 1
             self.summary.interventions += 1
+        if info.get("disagreement"):
+            self.disagreements += 1
+            self.summary.disagreements += 1
         now = time.monotonic()
         for event in info["state"].events:
             if event.kind in _INFRACTIONS:
@@ -370,7 +368,7 @@ class DriveSession:
         return DriveHud(
             mode=self.config.mode,
             driver=self.driver,
-            policy_name=self.policy.name,
+            policy_name=self.policy_name,
             interventions=self.interventions,
             disagreements=self.disagreements,
             infractions=[t for t, _ in self._infractions[-5:]],
