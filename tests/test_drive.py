@@ -261,6 +261,7 @@ def test_manual_drive_keys_pause_restart_views_hud_and_screenshot(tmp_path):
             session.tick()
         assert session.paused and session._info["state"].tick == ticks  # paused: no steps
         shot = session.screenshot(tmp_path / "paused.png")
+        shown = session.frame()  # paused: the same picture the window holds
         _press(pygame.K_p)
         _press(pygame.K_c)
         session.tick()
@@ -280,6 +281,7 @@ def test_manual_drive_keys_pause_restart_views_hud_and_screenshot(tmp_path):
     image = pygame.image.load(str(shot))
     pixels = pygame.surfarray.array3d(image)
     assert image.get_width() >= 640
+    assert np.array_equal(pixels.transpose(1, 0, 2), shown)  # the window shows the frame, pixel for pixel
     assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # not blank
 
 
