@@ -159,14 +159,18 @@ def run(args: argparse.Namespace) -> int:
         record=args.record,
         shadow_thresholds=(drive.shadow_steer, drive.shadow_accel),
     )
-    session = DriveSession(
-        stack.env,
-        policy,
-        policy_name=policy.name,
-        config=drive,
-        controls=controls,
-        takeover=stack.takeover,
-    )
+    try:
+        session = DriveSession(
+            stack.env,
+            policy,
+            policy_name=policy.name,
+            config=drive,
+            controls=controls,
+            takeover=stack.takeover,
+        )
+    except BaseException:
+        stack.env.close()
+        raise
     for text in messages:
         session.say(text)
     try:
