@@ -357,6 +357,30 @@ def test_shadow_mode_the_person_drives_and_disagreements_count():
         session.close()
 
 
+def test_a_drive_goes_on_with_the_keyboard_after_a_bad_key_and_an_unplugged_joystick():
+    messages = []
+    keys = {**ControlsConfig().keys, "throttle": ("gaspedal", "up")}
+    session = _session("manual", messages=messages, controls=ControlsConfig(keys=keys))
+    try:
+        assert any("unknown key name 'gaspedal' for throttle" in m for m in messages)
+        pygame.event.post(pygame.event.Event(pygame.JOYAXISMOTION, instance_id=0, axis=0, value=-1.0))
+        pygame.event.post(pygame.event.Event(pygame.JOYAXISMOTION, instance_id=0, axis=5, value=1.0))
+        for _ in range(20):
+            assert session.tick()
+        steer_rad = session._info["state"].ego.steer_rad
+        assert float(session._obs["speed"][0]) > 1.0 and steer_rad < 0  # the joystick drove, left
+        pygame.event.post(pygame.event.Event(pygame.JOYDEVICEREMOVED, instance_id=0))
+        _key(pygame.K_UP)  # the keyboard drives on
+        _key(pygame.K_RIGHT)
+        for _ in range(20):
+            assert session.tick()
+        assert any("unplugged; driving goes on with the keyboard" in m for m in messages)
+        assert session._info["state"].ego.steer_rad > 0 and float(session._obs["speed"][0]) > 2.0
+        assert any("unplugged" in line for line in session._hud().messages)  # on the HUD too
+    finally:
+        session.close()
+
+
 def test_hand_back_outside_copilot_says_why(tmp_path):
     messages = []
     session = _session("manual", RandomPolicy(1), messages=messages)

@@ -186,6 +186,7 @@ class DriveSession:
         self.takeover = takeover
         self.summary = DriveSummary()
         self._say_out = say if say is not None else (lambda text: print(text, file=sys.stderr))
+        self._messages: list[tuple[str, float]] = []  # (text, shown until): before the devices speak
         self._pg = open_pygame()
         self.window = PygameWindow(title=f"{title} ({self.config.mode})", fps=0)
         self.devices = InputDevices(controls or ControlsConfig(), self._pg, self.say)
@@ -194,7 +195,6 @@ class DriveSession:
         self._route_map = base.config.route_map
         self._views = camera_views(base.cameras.names)
         self._pacer = Pacer(self.dt_s / self.config.speed if self.config.speed > 0 else 0.0)
-        self._messages: list[tuple[str, float]] = []
         self._infractions: list[tuple[str, float]] = []
         self._obs: dict[str, Any] = {}
         self._info: dict[str, Any] = {}
