@@ -69,21 +69,25 @@ def build_drive_env(
 
     if policy_id == "autopilot" and not env_config.autopilot_in_info:
         raise ConfigError("the autopilot policy needs autopilot_in_info=True in the env config")
+    try:
+        from envs.recorder import RecorderWrapper
+        from envs.takeover import ShadowThresholds, ShadowWrapper, TakeoverWrapper
+    except ImportError:
+        if mode != "manual" or record is not None:
+            what = f"mode {mode}" + (" with a store" if record is not None else "")
+            raise ConfigError(
+                f"{what} needs the takeover wrappers and the episode store "
+                "(envs.takeover, envs.recorder), absent in this checkout"
+            ) from None
     env: Any = DrivingEnv(env_config, assets=assets)
     takeover = None
     if mode == "copilot":
-        from envs.takeover import TakeoverWrapper
-
         env = takeover = TakeoverWrapper(env)
     elif mode == "shadow":
-        from envs.takeover import ShadowThresholds, ShadowWrapper
-
         steer, accel = shadow_thresholds
         env = ShadowWrapper(env, policy, ShadowThresholds(steer=steer, accel=accel), driver="human")
     else:
         env = HumanDriverWrapper(env)
     if record is not None:
-        from envs.recorder import RecorderWrapper
-
         env = RecorderWrapper(env, record, policy_id=policy_id)
     return DriveStack(env, takeover)
