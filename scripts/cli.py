@@ -25,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("scripts.evaluate", "drive a policy closed-loop on routes and score it (Leaderboard)"),
     "bench": ("scripts.bench", "measure simulator speed"),
     "drive": ("scripts.drive", "drive in a pygame window: demonstrate, take over a policy, shadow it"),
+    "run": ("scripts.run_cmd", "drive scenario episodes with a policy (and takeovers) and record them"),
+    "store": ("scripts.store_cmd", "what an episode store holds: episodes, interventions by trigger"),
+    "replay": (
+        "scripts.replay_cmd",
+        "re-simulate a stored episode: verify it, film it, drive on from a step",
+    ),
 }
 
 EXIT_USAGE = 2
