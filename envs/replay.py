@@ -139,21 +139,32 @@ def _reset(env, episode: StoredEpisode):
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The outcome of :func:`verify_episode`: ``first_bad_step`` is None when every frame matched."""
+    """The outcome of :func:`verify_episode`. ``first_bad_frame`` is None when every frame
+    matched; else ``first_bad_step`` is the step whose action led to it (frame k comes
+    from step k-1's action; a bad frame 0, the reset's, names step 0)."""
 
     path: Path
     frames: int
-    first_bad_step: int | None = None
+    first_bad_frame: int | None = None
     what: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_step is None
+        return self.first_bad_frame is None
+
+    @property
+    def first_bad_step(self) -> int | None:
+        return None if self.first_bad_frame is None else max(0, self.first_bad_frame - 1)
 
     def message(self) -> str:
         if self.ok:
             return f"{self.path}: {self.frames} frames bit-exact"
-        return f"{self.path}: step {self.first_bad_step} differs ({self.what})"
+        if self.first_bad_frame == 0:
+            return f"{self.path}: step 0 differs: the reset's frame ({self.what})"
+        return (
+            f"{self.path}: step {self.first_bad_step} differs: the frame after its action "
+            f"(frame {self.first_bad_frame}) ({self.what})"
+        )
 
 
 def _diff(obs: dict, cams: np.ndarray, route: np.ndarray, speed: float) -> str:
@@ -182,7 +193,7 @@ def verify_episode(
                 obs, *_ = env.step(episode.executed[step - 1])
             what = _diff(obs, cams, route, episode.speed_mps[step])
             if what:
-                return VerifyResult(episode.path, step, step, what)
+                return VerifyResult(episode.path, episode.header["frames"], step, what)
             if progress is not None:
                 progress(step)
         return VerifyResult(episode.path, episode.header["frames"])
