@@ -30,8 +30,8 @@ column                 type                    meaning
 
 The last row is the final observation: its action columns and ``driver`` are null.
 Images are PNG (lossless: a stored frame decodes to the exact array), encoded with
-their channels as they are for 1, 3 or 4 channels and as one grey (H, W*C) image
-otherwise (the 2-channel route map).
+their channels as they are for 1, 3 or 4 channels and otherwise as one grey image of
+the channels side by side, (H, C*W) (the 2-channel route map).
 
 Header (the footer's key/value metadata ``loopdrive``, JSON, as
 ``pq.read_metadata(path).metadata`` reads it): ``format``, ``episode_id``, the full
@@ -122,6 +122,9 @@ STEP_SCHEMA = pa.schema(
     ]
 )
 
+_IMAGE_COLUMNS = ("camera_png", "route_png")
+_SCALAR_COLUMNS = [name for name in STEP_SCHEMA.names if name not in _IMAGE_COLUMNS]
+
 
 class StoreError(LoopdriveError):
     """An episode file that cannot be read or written (the path and the reason)."""
@@ -138,12 +141,12 @@ def loopdrive_version() -> str:
 
 
 def encode_image(image: np.ndarray) -> bytes:
-    """Lossless PNG of a ``uint8`` (H, W, C) image (C 1, 3 or 4 as is; else grey H x W*C)."""
+    """Lossless PNG of a ``uint8`` (H, W, C) image (C 1, 3 or 4 as is; else grey H x C*W)."""
     a = np.ascontiguousarray(image)
     if a.dtype != np.uint8 or a.ndim != 3:
         raise ValueError(f"an image is uint8 (H, W, C), got {a.dtype} {a.shape}")
-    if a.shape[2] not in (1, 3, 4):
-        a = a.reshape(a.shape[0], -1)
+    if a.shape[2] not in (1, 3, 4):  # the channels side by side as one grey image
+        a = np.ascontiguousarray(a.transpose(0, 2, 1)).reshape(a.shape[0], -1)
     ok, buf = cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise ValueError(f"PNG encoding failed for an image of shape {image.shape}")
@@ -155,6 +158,9 @@ def decode_image(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if a is None:
         raise ValueError("not a PNG image")
+    h, w, c = shape
+    if c not in (1, 3, 4):
+        return np.ascontiguousarray(a.reshape(h, c, w).transpose(0, 2, 1))
     return a.reshape(shape)
 
 
@@ -269,7 +275,14 @@ class EpisodeWriter:
         self._head["row_group_rows"] = self.row_group_rows
         # the header goes into the footer's key/value metadata at close: a file without
         # it is unfinished (the schema's own metadata would keep a stale copy)
-        self._writer = pq.ParquetWriter(self.partial_path, STEP_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(
+            self.partial_path,
+            STEP_SCHEMA,
+            compression="zstd",
+            # no min/max statistics or dictionaries of image bytes: they would copy the PNGs
+            write_statistics=_SCALAR_COLUMNS,
+            use_dictionary=["driver", "intervention", "events"],
+        )
 
     def add(self, row: dict) -> None:
         if self._writer is None:

@@ -47,9 +47,7 @@ def record(
 ) -> tuple[list[Path], list[list[dict]]]:
     """Record one episode per seed (cut after ``max_steps``); returns the files and the
     observations every episode produced, in order."""
-    env = RecorderWrapper(
-        TakeoverWrapper(small_env(assets, **overrides), gate=gate), store, policy_id=policy
-    )
+    env = RecorderWrapper(TakeoverWrapper(small_env(assets, **overrides), gate=gate), store, policy_id=policy)
     driver = policy_named(policy)
     seen = []
     try:

@@ -62,7 +62,9 @@ def test_env_config_round_trips(assets):
     from envs.config import DrivingEnvConfig
     from sim.scenario import Scenario
 
-    config = DrivingEnvConfig(camera_width_px=48, route_length_m=(100.0, 120.0), scenario=Scenario("generated:2"))
+    config = DrivingEnvConfig(
+        camera_width_px=48, route_length_m=(100.0, 120.0), scenario=Scenario("generated:2")
+    )
     assert env_config_from_dict(json.loads(json.dumps(env_config_to_dict(config)))) == config
 
 

@@ -81,7 +81,12 @@ def test_gate_takes_over_from_a_random_policy_and_hands_back(assets):
     backs = [i["hand_back"] for _, i in infos if "hand_back" in i]
     assert starts and backs
     for start in starts:
-        assert start["driver"] == "autopilot" and start["trigger"] in ("ttc", "red_light", "route_deviation", "lane_departure")
+        assert start["driver"] == "autopilot" and start["trigger"] in (
+            "ttc",
+            "red_light",
+            "route_deviation",
+            "lane_departure",
+        )
         assert start["context_start_step"] == max(0, start["step"] - 40)
     assert backs[0]["start_step"] == starts[0]["step"] < backs[0]["step"]
     for k, (before, info) in enumerate(infos):
@@ -114,7 +119,11 @@ def test_a_human_takes_over_and_hands_back(assets):
     assert "intervention" not in info and info["executed_action"].tolist() == pytest.approx([0.2, -1.0])
     env.hand_back()
     _, _, _, _, info = env.step(np.zeros(2, np.float32))
-    assert info["driver"] == "policy" and info["hand_back"] == {"step": 7, "start_step": 5, "trigger": "button"}
+    assert info["driver"] == "policy" and info["hand_back"] == {
+        "step": 7,
+        "start_step": 5,
+        "trigger": "button",
+    }
     with pytest.raises(ConfigError, match="autopilot' or 'human"):
         env.take_over("robot", "x")
     with pytest.raises(ValueError, match="finite"):
@@ -137,7 +146,9 @@ def test_shadow_mode_logs_disagreements_as_events(assets, tmp_path):
     env.close()
     events = read_header(env.last_path)["events"]
     assert starts >= 1 and len(events) == starts
-    assert all(e["kind"] == "disagreement" and e["trigger"] in ("shadow_steer", "shadow_accel") for e in events)
+    assert all(
+        e["kind"] == "disagreement" and e["trigger"] in ("shadow_steer", "shadow_accel") for e in events
+    )
     # a shadow that agrees never disagrees
     agree = ShadowWrapper(small_env(assets), AutopilotPolicy(), ShadowThresholds(steer=1e-6, accel=1e-6))
     obs, info = agree.reset(seed=3)
