@@ -22,7 +22,12 @@ __all__ = ["register"]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("episode", type=Path, metavar="EPISODE", help="an episode file (.parquet) of a store")
+    parser.add_argument(
+        "episode",
+        type=Path,
+        metavar="EPISODE",
+        help="an episode file (.parquet) of a store; with --verify also a store folder (every episode)",
+    )
     parser.add_argument("--verify", action="store_true", help="compare every frame with the stored one")
     parser.add_argument(
         "--video", type=Path, default=None, metavar="OUT.mp4", help="write an MP4 of the replay"
@@ -37,9 +42,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def _verify_folder(root: Path) -> int:
+    from envs.catalog import Catalog
+    from envs.replay import verify_episode
+    from envs.world import SharedAssets
+
+    catalog = Catalog.scan(root)
+    for path, reason in catalog.problems:
+        print(f"loopdrive: skipped {path}: {reason}", file=sys.stderr)
+    assets, failed = SharedAssets(), 0
+    for entry in tqdm(catalog.entries, unit="episode", file=sys.stderr, disable=not sys.stderr.isatty()):
+        result = verify_episode(entry.path, assets=assets)
+        failed += not result.ok
+        tqdm.write(result.message())
+    print(f"{len(catalog) - failed} of {len(catalog)} episodes bit-exact, {catalog.n_frames} frames")
+    return 1 if failed else 0
+
+
 def _verify(path: Path) -> int:
     from envs.replay import load_episode, verify_episode
 
+    if path.is_dir():
+        return _verify_folder(path)
     frames = load_episode(path).header["frames"]
     with tqdm(total=frames, unit="frame", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
         result = verify_episode(path, progress=lambda _k: bar.update(1))
