@@ -71,6 +71,7 @@ class RecorderWrapper(gym.Wrapper):
             route_shape=tuple(obs["route"].shape),
             map_hash=backend.road_map.content_hash,
             policy_id=self.policy_id,
+            backend=getattr(base.config, "backend", "embedded"),
         )
         self._writer = EpisodeWriter(self.store_dir, header, row_group_rows=self.row_group_rows)
         self._step = 0

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from scripts.common import MAP_HELP
 from scripts.config_args import add_config_arguments, config_from_args
 from scripts.policies import POLICY_HELP, make_policy, policy_id
-from sim.errors import LoopdriveError
+from sim.errors import LoopdriveError, RouteError
 from sim.scenario import RouteRequest, Scenario, TrafficConfig
 
 __all__ = ["register", "load_scenario_arg", "on_map", "run_episodes"]
@@ -150,11 +150,16 @@ def run_episodes(
     gated = TakeoverWrapper(base, gate=None if takeover == "none" else takeover, context_s=context_s)
     env = RecorderWrapper(gated, store, policy_id=policy_id(policy_spec))
     written: dict[str, int] = {}
-    results = []
+    results, skipped = [], []
     bar = tqdm(total=episodes, unit="episode", file=sys.stderr, disable=not sys.stderr.isatty())
     try:
         for k in range(episodes):
-            obs, info = env.reset(seed=seed + k)
+            try:
+                obs, info = env.reset(seed=seed + k)
+            except RouteError as exc:  # this seed's route cannot be planned: the next one
+                skipped.append({"seed": seed + k, "reason": str(exc)})
+                tqdm.write(f"skipped seed {seed + k}: {exc}", file=sys.stderr)
+                continue
             policy.reset(seed + k)
             while True:
                 obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
@@ -169,6 +174,7 @@ def run_episodes(
             bar.update(1)
             if progress:
                 tqdm.write(_format(results[-1]), file=sys.stdout)
+                sys.stdout.flush()
     finally:
         bar.close()
         env.close()
@@ -183,6 +189,7 @@ def run_episodes(
         "interventions_written": dict(sorted(written.items())),
         "interventions_in_catalog": dict(sorted(counts.items())),
         "files_in_catalog": sum(1 for e in catalog.entries if str(e.path) in mine),
+        "skipped": skipped,
     }
 
 
