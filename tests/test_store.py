@@ -166,6 +166,7 @@ _RECORDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_episode_leaves_complete_episodes_readable(tmp_path):
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"}

@@ -158,6 +158,7 @@ def test_shadow_mode_logs_disagreements_as_events(assets, tmp_path):
     agree.close()
 
 
+@pytest.mark.slow
 def test_gated_random_run_catalog_matches_the_events_written(assets, tmp_path, capsys):
     from scripts.run_cmd import run_episodes
 
@@ -177,3 +178,35 @@ def test_gated_random_run_catalog_matches_the_events_written(assets, tmp_path, c
     assert cli(["store", "summary", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 5 and summary["interventions"] == written
+
+
+def test_run_command_rejects_bad_input_in_one_line(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("map: generated:0\nroute: {random_length_m: -5}\n")
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text('{"map": "generated:0", "wheels": 3}')
+    cases = [
+        (["--scenario", str(tmp_path / "missing.yaml")], "missing.yaml"),
+        (["--scenario", str(bad_yaml)], "random_length_m"),
+        (["--scenario", str(unknown)], "wheels"),
+        (["--episodes", "0"], "--episodes"),
+        (["--route-length", "200", "100"], "--route-length"),
+        (["--policy", "nonsense"], "unknown policy"),
+        (["--policy", str(tmp_path / "missing.ckpt")], "no such checkpoint"),
+    ]
+    for extra, needle in cases:
+        assert cli(["run", "--store", str(tmp_path / "s"), *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("loopdrive: error:") and needle in err and "Traceback" not in err
+
+
+def test_on_map_replans_a_keypoint_route_as_a_random_one():
+    from scripts.run_cmd import on_map
+    from sim.scenario import RouteRequest, Scenario
+
+    sc = Scenario(
+        "Town01.xodr", RouteRequest(((0.0, 0.0, 0.0), (30.0, 40.0, 0.0), (30.0, 100.0, 0.0))), name="x"
+    )
+    moved = on_map(sc, "generated:4")
+    assert moved.map == "generated:4" and moved.route.is_random and moved.route.random_length_m == 110.0
+    assert moved.name == "x" and moved.traffic == sc.traffic
