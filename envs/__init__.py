@@ -8,6 +8,9 @@ nothing heavy: the env classes load on first use.
   rendered in one batch, Gymnasium ``VectorEnv``.
 * :class:`DrivingSB3VecEnv` (``envs.sb3``): the same batch as a Stable-Baselines3
   ``VecEnv``.
+* :class:`TakeoverWrapper`, :class:`ShadowWrapper` (``envs.takeover``) and
+  :class:`RecorderWrapper` (``envs.recorder``): takeovers, shadow mode, and the episode
+  store (``envs.store``, ``envs.catalog``), replayed by ``envs.replay``.
 * :class:`DrivingEnvConfig`, :class:`RewardConfig` (``envs.config``),
   :class:`TerminationReason` and :class:`SharedAssets` (per-map caches that envs of
   one process may share; ``envs.world``).
@@ -29,6 +32,9 @@ __all__ = [
     "RewardConfig",
     "TerminationReason",
     "SharedAssets",
+    "TakeoverWrapper",
+    "ShadowWrapper",
+    "RecorderWrapper",
 ]
 
 _LAZY = {
@@ -39,6 +45,9 @@ _LAZY = {
     "RewardConfig": "envs.config",
     "TerminationReason": "envs.world",
     "SharedAssets": "envs.world",
+    "TakeoverWrapper": "envs.takeover",
+    "ShadowWrapper": "envs.takeover",
+    "RecorderWrapper": "envs.recorder",
 }
 
 register_envs()
