@@ -22,10 +22,11 @@ from pathlib import Path
 
 from scripts.common import MAP_HELP
 from scripts.config_args import add_config_arguments, config_from_args
+from scripts.policies import POLICY_HELP, make_policy, policy_id
 from sim.errors import LoopdriveError
 from sim.scenario import TrafficConfig
 
-__all__ = ["register", "load_policy", "DEFAULT_CONTROLS"]
+__all__ = ["register", "DEFAULT_CONTROLS"]
 
 #: the controls file read when ``--controls`` is not given (absent: the default keys)
 DEFAULT_CONTROLS = Path("~/.config/loopdrive/controls.toml")
@@ -43,9 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--length", type=float, default=800.0, metavar="M", help="random route length (m) without --routes"
     )
     source.add_argument("--seed", type=int, default=None, help="seed of the first episode")
-    parser.add_argument(
-        "--policy", default="autopilot", help="autopilot, random, or a checkpoint file (default: autopilot)"
-    )
+    parser.add_argument("--policy", default="autopilot", help=f"{POLICY_HELP} (default: autopilot)")
     parser.add_argument("--mode", choices=("manual", "copilot", "shadow"), default="manual")
     parser.add_argument("--record", type=Path, default=None, metavar="STORE", help="episode store folder")
     parser.add_argument(
@@ -70,24 +69,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     headless.add_argument("--screenshot", type=Path, default=None, help="save the window here at the end")
     add_config_arguments(parser, TrafficConfig)
     parser.set_defaults(func=run)
-
-
-def load_policy(spec: str, seed: int):
-    """The policy named on the command line: ``autopilot``, ``random`` or a checkpoint.
-
-    The one place drive looks policies up; trained checkpoints plug in here when the
-    ``policy`` package provides a loader for them.
-    """
-    from envs.interactive import AutopilotPolicy, RandomPolicy
-
-    if spec == "autopilot":
-        return AutopilotPolicy()
-    if spec == "random":
-        return RandomPolicy(seed)
-    path = Path(spec)
-    if not path.exists():
-        raise LoopdriveError(f"--policy {spec}: not autopilot, random or an existing checkpoint file")
-    raise LoopdriveError(f"--policy {spec}: checkpoint policies are not supported by this version yet")
 
 
 def _env_config(args: argparse.Namespace):
@@ -149,13 +130,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.screenshot is not None and args.screenshot.suffix.lower() not in (".png", ".bmp", ".jpg"):
         raise LoopdriveError(f"--screenshot {args.screenshot}: give a .png, .bmp or .jpg file name")
-    policy = load_policy(args.policy, args.seed or 0)
+    policy = make_policy(args.policy, args.seed or 0)  # the one policy lookup of the commands
+    name = policy_id(args.policy)
     controls, messages = _controls(args.controls)
     stack = build_drive_env(
         _env_config(args),
         drive.mode,
         policy,
-        policy_id=policy.name,
+        policy_id=name,
         record=args.record,
         shadow_thresholds=(drive.shadow_steer, drive.shadow_accel),
     )
@@ -163,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         session = DriveSession(
             stack.env,
             policy,
-            policy_name=policy.name,
+            policy_name=name,
             config=drive,
             controls=controls,
             takeover=stack.takeover,

@@ -18,14 +18,13 @@ import pygame  # noqa: E402
 import pytest  # noqa: E402
 
 from envs.config import DrivingEnvConfig  # noqa: E402
+from envs.drivers import AutopilotPolicy, RandomPolicy  # noqa: E402
 from envs.interactive import (  # noqa: E402
-    AutopilotPolicy,
     Command,
     ControlsConfig,
     DriveConfig,
     DriveSession,
     InputDevices,
-    RandomPolicy,
     build_drive_env,
     load_controls,
 )
@@ -81,14 +80,15 @@ def _session(
     mode="manual", policy=None, *, messages=None, controls=None, record=None, **env_changes
 ) -> DriveSession:
     policy = policy or AutopilotPolicy()
+    name = type(policy).__name__
     stack = build_drive_env(
-        _config(**env_changes), mode, policy, policy_id=policy.name, record=record, assets=ASSETS
+        _config(**env_changes), mode, policy, policy_id=name, record=record, assets=ASSETS
     )
     say = messages.append if messages is not None else (lambda text: None)
     session = DriveSession(
         stack.env,
         policy,
-        policy_name=policy.name,
+        policy_name=name,
         config=DriveConfig(mode=mode, speed=0.0, window_width_px=640),
         controls=controls,
         takeover=stack.takeover,
@@ -295,7 +295,6 @@ def _drive_script(session: DriveSession, script: dict[int, list[tuple[int, bool]
 
 
 def test_copilot_takeover_steer_hand_back_and_the_store_holds_the_intervention(tmp_path):
-    pytest.importorskip("envs.recorder", reason="the episode store (envs.recorder) is not in this checkout")
     import pyarrow.parquet as pq
 
     from envs.catalog import Catalog
@@ -346,7 +345,6 @@ def test_copilot_takeover_steer_hand_back_and_the_store_holds_the_intervention(t
 
 
 def test_shadow_mode_the_person_drives_and_disagreements_count():
-    pytest.importorskip("envs.takeover", reason="the shadow wrapper (envs.takeover) is not in this checkout")
     session = _session("shadow", AutopilotPolicy())
     try:
         for _ in range(5):  # the autopilot wants to drive off, the person does not
@@ -411,7 +409,8 @@ def test_cli_drive_headless_writes_a_screenshot(tmp_path, capsys):
     [
         (["--route-id", "3"], "--route-id needs --routes"),
         (["--routes", "r.xml"], "--routes needs --map"),
-        (["--policy", "nothing.pt"], "--policy nothing.pt: not autopilot, random"),
+        (["--policy", "nothing.pt"], "--policy nothing.pt: no such checkpoint file"),
+        (["--policy", "bogus"], "--policy 'bogus': unknown policy"),
         (["--speed", "-1"], "drive speed must be >= 0"),
         (["--scenario", "x", "--map", "generated:1"], "--scenario names the map"),
     ],

@@ -6,7 +6,6 @@
 * :mod:`envs.interactive.session`: the drive loop (modes manual, copilot, shadow; pause,
   restart, quit, camera view, HUD toggle; 20 Hz pacing).
 * :mod:`envs.interactive.stack`: the env wrapped for the mode and the episode store.
-* :mod:`envs.interactive.policies`: the autopilot and random baselines.
 
 pygame is imported when a session opens its window, never at import.
 """
@@ -14,7 +13,6 @@ pygame is imported when a session opens its window, never at import.
 from __future__ import annotations
 
 from envs.interactive.controls import Command, ControlsConfig, InputDevices, load_controls
-from envs.interactive.policies import AutopilotPolicy, DrivePolicy, RandomPolicy
 from envs.interactive.session import MODES, DriveConfig, DriveSession, DriveSummary
 from envs.interactive.stack import DriveStack, build_drive_env
 
@@ -23,9 +21,6 @@ __all__ = [
     "ControlsConfig",
     "InputDevices",
     "load_controls",
-    "AutopilotPolicy",
-    "DrivePolicy",
-    "RandomPolicy",
     "MODES",
     "DriveConfig",
     "DriveSession",

@@ -61,7 +61,7 @@ def build_drive_env(
     shadow_thresholds: tuple[float, float] = (0.3, 0.6),
     assets: SharedAssets | None = None,
 ) -> DriveStack:
-    """The env for a drive in ``mode`` beside ``policy`` (``act(obs, info)``), recording
+    """The env for a drive in ``mode`` beside ``policy`` (an :class:`envs.drivers.Policy`), recording
     to the store folder ``record`` under ``policy_id``. ``shadow_thresholds``: the
     ``(steer, accel)`` differences that count as a disagreement in shadow mode.
     ``assets``: per-map caches shared with other envs of the process."""
