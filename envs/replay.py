@@ -115,9 +115,10 @@ def replay_env(
     from envs.driving import DrivingEnv
 
     head = episode.header
-    if head.get("backend") != "embedded":
+    if head.get("backend") != "embedded" and overrides.get("backend", "embedded") == "embedded":
         raise StoreError(
-            f"{episode.path}: recorded on backend {head.get('backend')!r}; replay runs the embedded one"
+            f"{episode.path}: recorded on backend {head.get('backend')!r}; the embedded simulator cannot "
+            "re-simulate it (replay it on its own backend: --backend carla --host H --port P)"
         )
     config = env_config_from_dict(head["env_config"]).replace(scenario=scenario_from_dict(head["scenario"]))
     env = DrivingEnv(
@@ -129,7 +130,7 @@ def replay_env(
 def _reset(env, episode: StoredEpisode):
     obs, info = env.reset(seed=int(episode.header["seed"]))
     got = env.world.backend.road_map.content_hash
-    if got != episode.header["map_hash"]:
+    if got != episode.header["map_hash"] and env.config.backend == episode.header.get("backend"):
         raise StoreError(
             f"{episode.path}: map {episode.header['scenario']['map']} changed since the recording "
             f"(content hash {got[:12]} != {episode.header['map_hash'][:12]}); replay needs the recorded map"
@@ -201,12 +202,16 @@ def verify_episode(
         env.close()
 
 
-def replay_to(episode: StoredEpisode, step: int, env=None, *, assets: Any = None, on_step=None):
+def replay_to(
+    episode: StoredEpisode, step: int, env=None, *, assets: Any = None, on_step=None, **overrides: Any
+):
     """Re-simulate to observation ``step`` (0 .. steps); returns ``(env, obs, info)`` in
-    exactly the recorded state there. ``on_step(env, obs, info, k)`` sees every frame."""
+    exactly the recorded state there (on the embedded backend; ``overrides`` such as
+    ``backend="carla"`` replay the actions on another simulator, where the state follows
+    them as closely as that simulator does). ``on_step(env, obs, info, k)`` sees every frame."""
     if not 0 <= step <= episode.steps:
         raise LoopdriveError(f"{episode.path}: --from-step must lie in [0, {episode.steps}], got {step}")
-    env = env if env is not None else replay_env(episode, assets=assets)
+    env = env if env is not None else replay_env(episode, assets=assets, **overrides)
     obs, info = _reset(env, episode)
     if on_step is not None:
         on_step(env, obs, info, 0)
@@ -264,9 +269,15 @@ class VideoWriter:
 
 
 def write_video(
-    path: str | Path, episode: StoredEpisode, *, assets: Any = None, until: int | None = None
+    path: str | Path,
+    episode: StoredEpisode,
+    *,
+    assets: Any = None,
+    until: int | None = None,
+    **overrides: Any,
 ) -> int:
-    """Re-simulate an episode and film it (cameras, route map, HUD, who drove); returns the frame count."""
+    """Re-simulate an episode and film it (cameras, route map, HUD, who drove); returns the frame count.
+    ``overrides`` (config fields, e.g. ``backend="carla"``) re-simulate it elsewhere."""
     video = VideoWriter(path, fps=round(1.0 / episode.header["env_config"]["world"]["dt_s"]))
     count = 0
 
@@ -280,7 +291,8 @@ def write_video(
         count += 1
 
     try:
-        env, _, _ = replay_to(episode, episode.steps if until is None else until, assets=assets, on_step=film)
+        end = episode.steps if until is None else until
+        env, _, _ = replay_to(episode, end, assets=assets, on_step=film, **overrides)
         env.close()
     finally:
         video.close()

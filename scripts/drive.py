@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.backend_args import add_backend_args, env_overrides
 from scripts.common import MAP_HELP
 from scripts.config_args import add_config_arguments, config_from_args
 from scripts.policies import POLICY_HELP, make_policy, policy_id
@@ -68,6 +69,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     headless.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
     headless.add_argument("--screenshot", type=Path, default=None, help="save the window here at the end")
     add_config_arguments(parser, TrafficConfig)
+    add_backend_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -80,6 +82,7 @@ def _env_config(args: argparse.Namespace):
         "camera_height_px": args.camera_height,
         "weather": args.weather,
         "seed": args.seed,
+        **env_overrides(args),
     }
     if args.scenario is not None:
         if args.map or args.routes or args.route_id:

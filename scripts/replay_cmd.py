@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scripts.backend_args import add_backend_args, env_overrides
 from scripts.policies import POLICY_HELP
 from sim.errors import LoopdriveError
 
@@ -39,6 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--policy", default=None, metavar="P", help=f"who drives after --from-step: {POLICY_HELP}"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of a random --policy (default: 0)")
+    add_backend_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -86,7 +88,7 @@ def _continue(args: argparse.Namespace) -> int:
             video.add(env.frame(), "replay" if k is not None else f"driver: {args.policy}")
 
     try:
-        env, obs, info = replay_to(episode, args.from_step, on_step=film)
+        env, obs, info = replay_to(episode, args.from_step, on_step=film, **_backend(args))
         if video is not None:
             info_end = drive_from(env, obs, info, policy, on_step=lambda e, o, i: film(e, o, i))
         else:
@@ -110,8 +112,19 @@ def _continue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend(args: argparse.Namespace) -> dict:
+    """Config overrides that replay on a CARLA server (nothing for the embedded default)."""
+    return env_overrides(args) if args.backend != "embedded" else {}
+
+
 def run(args: argparse.Namespace) -> int:
     from envs.replay import load_episode, write_video
+
+    if args.verify and args.backend != "embedded":
+        raise LoopdriveError(
+            "--verify compares frames bit for bit, which only the embedded simulator reproduces; "
+            "drop --backend carla (or use --video / --from-step on CARLA)"
+        )
 
     if (args.from_step is None) != (args.policy is None):
         raise LoopdriveError("--from-step K and --policy P go together")
@@ -123,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
     if args.from_step is not None:
         return _continue(args) or status
     if args.video is not None:
-        n = write_video(args.video, load_episode(args.episode))
+        n = write_video(args.video, load_episode(args.episode), **_backend(args))
         print(f"wrote {args.video} ({n} frames)")
     return status

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scripts.backend_args import add_backend_args, env_overrides
 from scripts.common import MAP_HELP
 from scripts.config_args import add_config_arguments, config_from_args
 from scripts.policies import POLICY_HELP, make_policy, policy_id
@@ -64,6 +65,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weather", default="noon", help="camera weather preset (default: noon)")
     parser.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     add_config_arguments(parser, TrafficConfig, prefix="")
+    add_backend_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -219,6 +221,7 @@ def env_kwargs_from_args(args: argparse.Namespace, scenario: Scenario | None, tr
         "weather": args.weather,
         "traffic": traffic,
         "route_length_m": tuple(args.route_length),
+        **env_overrides(args),
     }
     if scenario is not None:
         kwargs["scenario"] = scenario

@@ -467,30 +467,26 @@ def test_a_late_camera_frame_is_an_error_not_an_old_image(map_cache):
 # -- command line -----------------------------------------------------------------------------------------
 
 
-def test_evaluate_with_an_unreachable_carla_server_exits_2_with_the_clear_error():
+GOLDEN_EPISODE = ROOT / "tests" / "golden" / "autopilot_noon.parquet"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "--map", "generated:0", "--routes", "random:1"],
+        ["run", "--map", "generated:0", "--store", "{tmp}/store"],
+        ["drive", "--map", "generated:0", "--max-steps", "5"],
+        ["replay", str(GOLDEN_EPISODE), "--from-step", "3", "--policy", "autopilot"],
+    ],
+    ids=["evaluate", "run", "drive", "replay"],
+)
+def test_commands_with_an_unreachable_carla_server_exit_2_with_the_clear_error(command, tmp_path):
     port = _closed_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "scripts.cli",
-        "evaluate",
-        "--backend",
-        "carla",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--timeout",
-        "1",
-        "--map",
-        "generated:0",
-        "--routes",
-        "random:1",
-    ]
+    cmd = [sys.executable, "-m", "scripts.cli", *(c.replace("{tmp}", str(tmp_path)) for c in command)]
+    cmd += ["--backend", "carla", "--host", "127.0.0.1", "--port", str(port), "--timeout", "1"]
     t0 = time.monotonic()
-    result = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"}
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("loopdrive: error:")]
     assert len(errors) == 1, result.stderr
