@@ -477,6 +477,23 @@ class _LaneObstacle(_Script):
         self.log.append(
             f"lane_obstacle (event {self.number}): obstacle {t.ids[self.i]} at {self.site_s:.0f} m"
         )
+        self.stuck_s = np.zeros(0)
+
+    #: NPC vehicles do not pass obstacles: one queued behind it this long (s) turns off the road
+    STUCK_S = 4.0
+
+    def act(self, ctx: _Ctx, time_s: float, dt_s: float) -> None:
+        """An NPC vehicle queued behind the obstacle for ``STUCK_S`` leaves the road (it
+        re-enters the world elsewhere, as a dead end's NPC does)."""
+        t = ctx.traffic
+        if len(self.stuck_s) != len(t):
+            self.stuck_s = np.zeros(len(t))
+        c, sn = math.cos(t.yaw[self.i]), math.sin(t.yaw[self.i])
+        dx, dy = t.x[self.i] - t.x, t.y[self.i] - t.y
+        along, across = dx * c + dy * sn, np.abs(-dx * sn + dy * c)
+        queued = (t.speed < 0.2) & (along > 0) & (along < 25.0) & (across < 2.0) & ~t.parked & ~t.hidden
+        self.stuck_s = np.where(queued, self.stuck_s + dt_s, 0.0)
+        t.dead |= self.stuck_s > self.STUCK_S
 
 
 # -- vehicles crossing the ego's path in a junction ----------------------------------------------
