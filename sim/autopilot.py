@@ -37,6 +37,8 @@ LEVEL_M = 2.5
 PASS_CLEARANCE_M = 0.9
 PASS_RAMP_M = 9.0
 PASS_PLAN_M = 30.0
+#: how far (m) beyond the obstacle's end the path starts shifting back
+PASS_AFTER_M = 8.0
 #: a standing obstacle to pass: the ego waits this much further back (m), room to steer out
 PASS_WAIT_M = 7.0
 _STOPS = (LightState.STOP, LightState.OFF)  # a dark traffic light is a stop sign
@@ -345,7 +347,7 @@ class Autopilot:
             return
         b = s_obs - half_len - 1.5
         a = min(b - 3.0, max(self._s_now + 1.0, b - PASS_RAMP_M))
-        c = s_obs + half_len + 2.0
+        c = s_obs + half_len + PASS_AFTER_M  # pure pursuit cuts in early: return late
         plan = (a, b, c, c + PASS_RAMP_M, off)
         if self._lane_free(state, plan):
             self._pass = plan

@@ -172,6 +172,7 @@ class EmbeddedBackend(Backend):
 
     def reset(self, scenario: Scenario, seed: int) -> WorldState:
         self.scenario = scenario
+        self.episode_seed = int(seed)
         self.assets = assets = self.assets_for(scenario.map)
         self.dt_s = scenario.world.dt_s
         rng = np.random.default_rng(seed)
