@@ -36,7 +36,9 @@ LEVEL_M = 2.5
 #: distance (m) over which the path shifts, and how far ahead (m) a pass is planned
 PASS_CLEARANCE_M = 0.9
 PASS_RAMP_M = 9.0
-PASS_PLAN_M = 30.0
+PASS_PLAN_M = 40.0
+#: speed (m/s) while passing an obstacle
+PASS_SPEED_MPS = 6.0
 #: how far (m) beyond the obstacle's end the path starts shifting back
 PASS_AFTER_M = 8.0
 #: a standing obstacle to pass: the ego waits this much further back (m), room to steer out
@@ -204,6 +206,8 @@ class Autopilot:
         v = ego.speed_mps
         j = min(len(self.s) - 1, int(np.searchsorted(self.s, self.s[i] + 2.0 + 0.5 * v)))
         v0 = float(min(self.profile[i], self.profile[j]))
+        if self._pass is not None or self._blocker is not None:
+            v0 = min(v0, PASS_SPEED_MPS)
         gap, lead_v = self._obstacle_gap(state, i)
         if self._blocker is not None and self._pass is None:
             gap -= PASS_WAIT_M  # wait back from an obstacle to pass: room to steer out
@@ -346,7 +350,8 @@ class Autopilot:
         if s_obs - half_len - self._s_now > PASS_PLAN_M:
             return
         b = s_obs - half_len - 1.5
-        a = min(b - 3.0, max(self._s_now + 1.0, b - PASS_RAMP_M))
+        ramp = max(PASS_RAMP_M, 2.0 * state.ego.speed_mps)  # a longer shift at speed
+        a = min(b - 3.0, max(self._s_now + 1.0, b - ramp))
         c = s_obs + half_len + PASS_AFTER_M  # pure pursuit cuts in early: return late
         plan = (a, b, c, c + PASS_RAMP_M, off)
         if self._lane_free(state, plan):

@@ -219,7 +219,7 @@ def test_stop_and_go_stops_and_starts_again(backend):
 def test_cut_in_vehicle_moves_from_the_neighbour_lane_into_the_egos(backend):
     offsets, ahead = [], []
     script = None
-    for state in _drive(backend, _scenario("cut_in", 30.0, length_m=700.0), until=lambda s: False):
+    for _state in _drive(backend, _scenario("cut_in", 30.0, length_m=700.0)):
         script = script or backend.events.scripts[0]
         if script.phase in ("overtaking", "cutting"):
             offsets.append(float(backend.traffic.offset_m[script.i]))
