@@ -199,7 +199,8 @@ class EmbeddedBackend(Backend):
         self._control = Control()
         self._seen_npc_pairs = set()
         self.monitor = InfractionMonitor(assets.road_map, self.route, self.infraction_config)
-        self._state = self._make_state(self.events.drain(0.0, self._ego_xyz()))
+        states = self.events.signal_states(self.signals.states(0.0))
+        self._state = self._make_state(self.events.drain(0.0, self._ego_xyz()), states)
         self.monitor.update(self._state, ())
         return self._state
 

@@ -321,6 +321,7 @@ def test_events_are_deterministic(backend):
 # -- closed loop on library scenarios ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lead_brake_town1", "pedestrian_occluder_town2"])
 def test_autopilot_drives_library_scenarios_well(backend, name):
     from sim.evaluation import RouteJob, run_route
@@ -333,6 +334,7 @@ def test_autopilot_drives_library_scenarios_well(backend, name):
     )
 
 
+@pytest.mark.slow
 def test_random_policy_runs_a_library_scenario_to_its_end(backend):
     from sim.evaluation import RandomDriver, RouteJob, run_route
 
