@@ -138,6 +138,7 @@ class _Script:
     def __init__(self, spec: EventSpec, number: int):
         self.spec, self.p, self.number = spec, spec.params, number
         self.fired = False
+        self.fire_time = math.nan
         self.log: list[str] = []
 
     # -- overridden by the event types ------------------------------------------------
