@@ -82,7 +82,9 @@ class DrivingEnvConfig:
 
     Scenario source, first match wins:
 
-    1. ``scenario``: this scenario on every reset (its map, route, traffic, world);
+    1. ``scenario``: this scenario on every reset (its map, route, traffic, world,
+       scripted events); its ``rig`` and ``weather`` replace the config's, and its
+       ``seed`` is the default of ``seed``;
     2. ``routes_file``: a CARLA Leaderboard route file; each reset drives one of its
        routes on ``map`` (routes of ``map``'s town, optionally only ``route_ids``),
        drawn from the reset's seed;
@@ -140,6 +142,7 @@ class DrivingEnvConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "route_length_m", tuple(self.route_length_m))
         object.__setattr__(self, "route_ids", tuple(str(r) for r in self.route_ids))
+        self._take_from_scenario()
         if not isinstance(self.map, str) or not self.map:
             raise ConfigError("DrivingEnvConfig.map must name a map (.xodr, .osm or generated:SEED)")
         lo, hi = (_finite("DrivingEnvConfig", "route_length_m", v) for v in self._pair(self.route_length_m))
@@ -173,6 +176,14 @@ class DrivingEnvConfig:
             isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0
         ):
             raise ConfigError(f"DrivingEnvConfig.seed must be an integer >= 0 or None, got {self.seed!r}")
+
+    def _take_from_scenario(self) -> None:
+        """A scenario sets the look (its rig and weather) and the first reset's default seed."""
+        if isinstance(self.scenario, Scenario):
+            object.__setattr__(self, "rig", self.scenario.rig)
+            object.__setattr__(self, "weather", self.scenario.weather)
+            if self.seed is None:
+                object.__setattr__(self, "seed", self.scenario.seed)
 
     @staticmethod
     def _pair(value: tuple) -> tuple:

@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("scripts.demo", "the main job on the embedded simulator: town, route, picture"),
     "map": ("scripts.map_cmd", "show, generate and check OpenDRIVE maps"),
     "route": ("scripts.route_cmd", "plan CARLA Leaderboard routes on a map"),
+    "scenarios": (
+        "scripts.scenarios_cmd",
+        "the scenario library: list, show, check and run scenarios and suites",
+    ),
     "evaluate": ("scripts.evaluate", "drive a policy closed-loop on routes and score it (Leaderboard)"),
     "bench": ("scripts.bench", "measure simulator speed"),
     "drive": ("scripts.drive", "drive in a pygame window: demonstrate, take over a policy, shadow it"),

@@ -11,7 +11,11 @@ lines where it already came to a full stop.
 - Obstacles: every actor's box is extrapolated at constant velocity over a short
   horizon; the first point where one enters the corridor swept by the ego along
   its route becomes a leader, followed with the intelligent driver model.
-- Rules: stop for red lights and amber when there is room, full stop at stop signs.
+- Rules: stop for red lights and amber when there is room, full stop at stop signs;
+  a dark (failed) traffic light is a stop sign.
+- Static obstacles (:data:`~sim.state.ActorType.STATIC`) blocking the lane are passed
+  on the left once the lane beside is free over the whole manoeuvre: the path is
+  shifted sideways around them (pure pursuit and the corridor both follow the shift).
 """
 
 from __future__ import annotations
@@ -22,12 +26,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.errors import ConfigError
-from sim.state import Control, LightState, WorldState
+from sim.state import ActorType, Control, LightState, WorldState
 
 __all__ = ["AutopilotConfig", "Autopilot", "LEVEL_M"]
 
 #: actors further apart in height (m) are on different levels (a bridge and the road below)
 LEVEL_M = 2.5
+#: passing a static obstacle: lateral clearance (m) beyond both half widths, the
+#: distance (m) over which the path shifts, and how far ahead (m) a pass is planned
+PASS_CLEARANCE_M = 0.9
+PASS_RAMP_M = 9.0
+PASS_PLAN_M = 40.0
+#: speed (m/s) while passing an obstacle
+PASS_SPEED_MPS = 6.0
+#: how far (m) beyond the obstacle's end the path starts shifting back
+PASS_AFTER_M = 8.0
+#: a standing obstacle to pass: the ego waits this much further back (m), room to steer out
+PASS_WAIT_M = 7.0
+_STOPS = (LightState.STOP, LightState.OFF)  # a dark traffic light is a stop sign
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,8 @@ class Autopilot:
         self._hint = 0
         self._s_now = 0.0
         self._served: set[int] = set()
+        self._pass: tuple[float, float, float, float, float] | None = None  # (a, b, c, d, offset): _offset
+        self._blocker: float | None = None  # route s of a static obstacle waiting to be passed
 
     # -- precomputation -------------------------------------------------------------
 
@@ -160,6 +178,7 @@ class Autopilot:
         """The control for ``state``."""
         ego = state.ego
         i = self.locate(ego.x_m, ego.y_m, ego.yaw_rad)
+        self._plan_pass(state, i)
         steer = self._steer(ego, i)
         accel = self._accel(state, i)
         return Control(steer=steer, accel=accel)
@@ -176,7 +195,7 @@ class Autopilot:
         ry = ego.y_m - veh.rear_axle_to_centre_m * math.sin(ego.yaw_rad)
         j = int(np.searchsorted(self.s, self.s[i] + ld))
         j = min(j, len(self.s) - 1)
-        tx, ty = self.xy[j]
+        tx, ty = self._path(j, j + 1)[0]
         alpha = math.atan2(ty - ry, tx - rx) - ego.yaw_rad
         dist = max(math.hypot(tx - rx, ty - ry), 1.0)
         delta = math.atan2(2.0 * veh.wheelbase_m * math.sin(alpha), dist)
@@ -187,7 +206,11 @@ class Autopilot:
         v = ego.speed_mps
         j = min(len(self.s) - 1, int(np.searchsorted(self.s, self.s[i] + 2.0 + 0.5 * v)))
         v0 = float(min(self.profile[i], self.profile[j]))
+        if self._pass is not None or self._blocker is not None:
+            v0 = min(v0, PASS_SPEED_MPS)
         gap, lead_v = self._obstacle_gap(state, i)
+        if self._blocker is not None and self._pass is None:
+            gap -= PASS_WAIT_M  # wait back from an obstacle to pass: room to steer out
         line = self._stop_line_gap(state, i)
         a = self._idm(v, v0, gap, v - lead_v)
         if line < math.inf:
@@ -228,7 +251,7 @@ class Autopilot:
             return math.inf, 0.0
         c, veh = self.config, self.vehicle
         j = int(np.searchsorted(self.s, self.s[i] + self._horizon_m(state.ego.speed_mps)))
-        pts, yaws, ss = self.xy[i:j], self.yaw[i:j], self.s[i:j] - self._s_now
+        pts, yaws, ss = self._path(i, j), self.yaw[i:j], self.s[i:j] - self._s_now
         if len(pts) == 0:
             return math.inf, 0.0
         # only actors that can reach the corridor's bounding box within the horizon
@@ -277,7 +300,7 @@ class Autopilot:
             st = int(signals.state[row])
             if self._must_stop(st, dist, v, line_i):
                 # at a stop sign the front bumper stops ~1 m before the line, in the stop zone
-                best = min(best, dist + self.config.min_gap_m - 1.0 if st == LightState.STOP else dist)
+                best = min(best, dist + self.config.min_gap_m - 1.0 if st in _STOPS else dist)
         return best
 
     def _must_stop(self, st: int, dist: float, v: float, line_i: int) -> bool:
@@ -285,9 +308,100 @@ class Autopilot:
             return dist > -1.0
         if st == LightState.YELLOW:
             return dist > v * v / (2.0 * self.vehicle.max_brake_mps2 * 0.6)
-        if st == LightState.STOP and line_i not in self._served:
+        if st in _STOPS and line_i not in self._served:
             if v < 0.05 and dist < 2.5:
                 self._served.add(line_i)
                 return False
             return dist > -1.0
         return False
+
+    # -- passing static obstacles ------------------------------------------------------
+
+    def _offset(self, s: np.ndarray) -> np.ndarray:
+        """Lateral shift (m, positive right) of the path at route distances ``s``."""
+        if self._pass is None:
+            return np.zeros_like(s)
+        a, b, c, d, off = self._pass
+        up = np.clip((s - a) / max(b - a, 1e-3), 0.0, 1.0)
+        down = np.clip((d - s) / max(d - c, 1e-3), 0.0, 1.0)
+        return off * np.minimum(up, down)
+
+    def _path(self, i: int, j: int) -> np.ndarray:
+        """Route points i..j-1, shifted sideways where a pass is planned."""
+        pts = self.xy[i:j]
+        if self._pass is None:
+            return pts
+        off = self._offset(self.s[i:j])
+        yaw = self.yaw[i:j]
+        return pts + off[:, None] * np.column_stack([-np.sin(yaw), np.cos(yaw)])
+
+    def _plan_pass(self, state: WorldState, i: int) -> None:
+        """Start, keep or end a pass around a static obstacle (see the module docstring)."""
+        if self._pass is not None and self._s_now > self._pass[3]:
+            self._pass = None
+        self._blocker = None
+        if self._pass is not None:
+            return
+        found = self._static_blocker(state, i)
+        if found is None:
+            return
+        s_obs, half_len, off = found
+        self._blocker = s_obs
+        if s_obs - half_len - self._s_now > PASS_PLAN_M:
+            return
+        b = s_obs - half_len - 1.5
+        ramp = max(PASS_RAMP_M, 2.0 * state.ego.speed_mps)  # a longer shift at speed
+        a = min(b - 3.0, max(self._s_now + 1.0, b - ramp))
+        c = s_obs + half_len + PASS_AFTER_M  # pure pursuit cuts in early: return late
+        plan = (a, b, c, c + PASS_RAMP_M, off)
+        if self._lane_free(state, plan):
+            self._pass = plan
+
+    def _static_blocker(self, state: WorldState, i: int) -> tuple[float, float, float] | None:
+        """(route s, half length, offset to pass it) of the nearest standing static actor
+        in the corridor ahead; None when there is none."""
+        actors, veh = state.actors, self.vehicle
+        static = np.flatnonzero((actors.type == ActorType.STATIC) & (np.hypot(*actors.velocity_mps.T) < 0.2))
+        if len(static) == 0:
+            return None
+        j = int(np.searchsorted(self.s, self._s_now + self.config.scan_m))
+        pts, yaws = self.xy[i:j], self.yaw[i:j]
+        best = None
+        for k in static:
+            d = np.hypot(pts[:, 0] - actors.xyz_m[k, 0], pts[:, 1] - actors.xyz_m[k, 1])
+            if len(d) == 0:
+                continue
+            m = int(np.argmin(d))
+            dx, dy = actors.xyz_m[k, 0] - pts[m, 0], actors.xyz_m[k, 1] - pts[m, 1]
+            lateral = -dx * math.sin(yaws[m]) + dy * math.cos(yaws[m])
+            hw = float(actors.half_extent_m[k, 1])
+            if abs(lateral) > hw + 0.5 * veh.width_m + self.config.corridor_margin_m:
+                continue
+            s_obs = float(self.s[i + m])
+            if best is None or s_obs < best[0]:
+                off = min(0.0, lateral - hw - 0.5 * veh.width_m - PASS_CLEARANCE_M)
+                best = (s_obs, float(actors.half_extent_m[k, 0]), off)
+        return best
+
+    def _lane_free(self, state: WorldState, plan) -> bool:
+        """No actor but the obstacles comes within reach of the shifted part of the path
+        while the ego drives past (at least 4 m/s assumed), oncoming traffic included."""
+        actors, veh = state.actors, self.vehicle
+        i = int(np.searchsorted(self.s, plan[0]))
+        j = int(np.searchsorted(self.s, plan[3]))
+        saved, self._pass = self._pass, plan
+        pts, off = self._path(i, j), self._offset(self.s[i:j])
+        self._pass = saved
+        pts = pts[np.abs(off) > 0.5]
+        if len(pts) == 0 or len(actors) == 0:
+            return True
+        horizon = (plan[3] - self._s_now) / max(state.ego.speed_mps, 4.0) + 1.0
+        times = np.arange(0.0, horizon + 1e-9, 0.5)
+        near = np.hypot(*(actors.xyz_m[:, :2] - pts.mean(axis=0)).T) < 80.0
+        near &= (actors.type != ActorType.STATIC) & (np.abs(actors.xyz_m[:, 2] - state.ego.z_m) < LEVEL_M)
+        for k in np.flatnonzero(near):
+            pred = actors.xyz_m[k, :2] + actors.velocity_mps[k] * times[:, None]
+            d = np.hypot(pred[:, None, 0] - pts[None, :, 0], pred[:, None, 1] - pts[None, :, 1])
+            if d.min() < actors.half_extent_m[k, 0] + 0.5 * veh.width_m + 1.0:
+                return False
+        return True

@@ -1,7 +1,9 @@
 """The embedded backend: loopdrive's own world, no server and no GPU.
 
 One tick, always in this order: ego physics (kinematic bicycle, substeps) ->
-signals -> NPC traffic -> walkers -> collisions -> infractions -> state. Every
+signals -> scripted events -> NPC traffic -> walkers -> collisions -> infractions ->
+state. A scenario's scripted events (:mod:`sim.events`) act through the hooks of an
+:class:`~sim.events.EventRunner` at the points marked in :meth:`EmbeddedBackend.tick`. Every
 random choice comes from generators seeded by the reset seed, so the same scenario,
 seed and ego controls give the same states bit for bit.
 
@@ -20,6 +22,8 @@ import numpy as np
 from sim.autopilot import Autopilot, AutopilotConfig
 from sim.backend import Backend
 from sim.collision import overlapping_pairs, overlaps_with
+from sim.errors import ConfigError
+from sim.events import EventRunner, RouteView
 from sim.infractions import InfractionConfig, InfractionMonitor
 from sim.lanetable import LaneTable
 from sim.maps import RoadMap, load_map
@@ -151,6 +155,7 @@ class EmbeddedBackend(Backend):
         self._state: WorldState | None = None
         self._control = Control()
         self._seen_npc_pairs: set[tuple[int, int]] = set()
+        self.events = EventRunner((), self)
 
     # -- building a world -------------------------------------------------------------
 
@@ -167,17 +172,18 @@ class EmbeddedBackend(Backend):
 
     def reset(self, scenario: Scenario, seed: int) -> WorldState:
         self.scenario = scenario
+        self.episode_seed = int(seed)
         self.assets = assets = self.assets_for(scenario.map)
         self.dt_s = scenario.world.dt_s
         rng = np.random.default_rng(seed)
-        self.route = self._plan_route(scenario, rng)
-        self._route_index = _RouteIndex.build(self.route, assets)
-        self._ego = _Ego(VEHICLE_PARAMS[scenario.world.ego_type])
-        self._ego.place(self.route.xyz_m[0, 0], self.route.xyz_m[0, 1], float(self.route.yaw_rad[0]))
-        self._hint = 0
         self.signals = TrafficSignals(
             assets.road_map, self.signal_config, int(seed), junctions=assets.junctions
         )
+        self._ego = _Ego(VEHICLE_PARAMS[scenario.world.ego_type])
+        self.events = EventRunner(scenario.events, self)
+        self._plan_with_events(scenario, rng)
+        self._ego.place(self.route.xyz_m[0, 0], self.route.xyz_m[0, 1], float(self.route.yaw_rad[0]))
+        self._hint = 0
         self._signal_lane = np.array(
             [assets.table.index[tuple(k)] for k in self.signals.lanes], dtype=np.int64
         )
@@ -185,15 +191,50 @@ class EmbeddedBackend(Backend):
         avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
         self.traffic = Traffic(assets.table, assets.junction_lanes, scenario.traffic, rng)
         self.traffic.spawn(self.traffic.target_count(assets.road_map.driving_lane_km), avoid)
+        self.events.setup_vehicles()
         self.walkers = Walkers(assets.walkways, scenario.traffic, rng, first_id=len(self.traffic) + 1)
         self.walkers.spawn(avoid)
+        self.events.setup_walkers()
         self._tick, self._time = 0, 0.0
         self._control = Control()
         self._seen_npc_pairs = set()
         self.monitor = InfractionMonitor(assets.road_map, self.route, self.infraction_config)
-        self._state = self._make_state(())
+        states = self.events.signal_states(self.signals.states(0.0))
+        self._state = self._make_state(self.events.drain(0.0, self._ego_xyz()), states)
         self.monitor.update(self._state, ())
         return self._state
+
+    def _plan_with_events(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        """Plan the route; with scripted events, draw random routes until every event
+        finds its site on one (a fixed route that misses a site is a ConfigError)."""
+        tries = 40 if scenario.route.is_random and self.events else 1
+        for _ in range(tries):
+            self.route = self._plan_route(scenario, rng)
+            self._route_index = _RouteIndex.build(self.route, self.assets)
+            self.route_view = RouteView.build(self.route, self._route_index)
+            missing = self.events.unfit()
+            if missing is None:
+                return
+        what = f"{tries} random routes" if tries > 1 else f"route {scenario.route.route_id or '(keypoints)'}"
+        name = scenario.name or "(unnamed)"
+        raise ConfigError(f"scenario {name}: {missing} finds no place on {what} of {self.road_map.name}")
+
+    @property
+    def route_hint(self) -> int:
+        """Index of the route point nearest the ego (after the last tick)."""
+        return self._hint
+
+    @property
+    def time_s(self) -> float:
+        return self._time
+
+    @property
+    def ego_speed_mps(self) -> float:
+        return float(self._ego.speed[0])
+
+    def _ego_xyz(self) -> tuple[float, float, float]:
+        cx, cy = self._ego.centre()
+        return (cx, cy, self._ego_z())
 
     def _plan_route(self, scenario: Scenario, rng: np.random.Generator) -> DenseRoute:
         return plan_scenario_route(self.assets.planner, self.assets.road_map, scenario.route, rng)
@@ -212,9 +253,11 @@ class EmbeddedBackend(Backend):
         self._step_ego(dt)
         self._time = round(self._time + dt, 9)
         self._tick += 1
-        states = self.signals.states(self._time)
-        self._lane_state[self._signal_lane] = states
+        states = self.events.signal_states(self.signals.states(self._time))  # hook: forced lights
+        # a dark light is an all-way stop for the NPCs
+        self._lane_state[self._signal_lane] = np.where(states == LightState.OFF, LightState.STOP, states)
         ego_vec, claim = self._ego_on_lanes(states)
+        self.events.before_traffic(self._time, dt)  # hook: scripted vehicles
         self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
         self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
         t, (ex, ey) = self.traffic, self._ego.centre()
@@ -225,10 +268,11 @@ class EmbeddedBackend(Backend):
             np.append(t.half_len, 0.5 * self._ego.params.length_m),
         )
         self.walkers.step(dt, self._time, states, self.signals, vehicles)
+        self.events.after_walkers(dt)  # hook: scripted walkers
         contacts = self._ego_contacts()
         state = self._make_state((), states)
         events = self.monitor.update(state, contacts)
-        events = list(events) + self._npc_collisions()
+        events = list(events) + self._npc_collisions() + self.events.drain(self._time, self._ego_xyz())
         if events:
             state = WorldState(
                 state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
@@ -403,21 +447,23 @@ class EmbeddedBackend(Backend):
             width_m=e.params.width_m,
             height_m=e.params.height_m,
         )
-        n, m = len(t), len(w)
+        vis = np.flatnonzero(~t.hidden) if t.hidden.any() else slice(None)  # scripted, not entered yet
+        n, m = len(t.ids[vis]), len(w)
         xyz = np.zeros((n + m, 3))
-        xyz[:n, 0], xyz[:n, 1], xyz[:n, 2] = t.x, t.y, t.z
+        xyz[:n, 0], xyz[:n, 1], xyz[:n, 2] = t.x[vis], t.y[vis], t.z[vis]
         xyz[n:, 0], xyz[n:, 1], xyz[n:, 2] = w.x, w.y, w.z
         half = np.empty((n + m, 3))
-        half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len, t.half_wid, 0.5 * t.height
+        half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len[vis], t.half_wid[vis], 0.5 * t.height[vis]
         half[n:, 0], half[n:, 1], half[n:, 2] = w.half_len, w.half_wid, 0.9
         vel = np.empty((n + m, 2))
-        vel[:n, 0], vel[:n, 1] = t.speed * np.cos(t.yaw), t.speed * np.sin(t.yaw)
+        speed, yaw = t.speed[vis], t.yaw[vis]
+        vel[:n, 0], vel[:n, 1] = speed * np.cos(yaw), speed * np.sin(yaw)
         vel[n:] = w.velocity
         actors = Actors(
-            id=np.concatenate([t.ids, w.ids]),
-            type=np.concatenate([t.type, np.full(m, int(ActorType.WALKER), np.int8)]),
+            id=np.concatenate([t.ids[vis], w.ids]),
+            type=np.concatenate([t.type[vis], np.full(m, int(ActorType.WALKER), np.int8)]),
             xyz_m=xyz,
-            yaw_rad=np.concatenate([t.yaw, w.yaw]),
+            yaw_rad=np.concatenate([yaw, w.yaw]),
             half_extent_m=half,
             velocity_mps=vel,
         )

@@ -61,6 +61,7 @@ class EventKind(IntEnum):
     ROUTE_TIMEOUT = 8
     ROUTE_COMPLETED = 9
     NPC_COLLISION = 10  # two non-ego actors touched (no penalty; for diagnosis)
+    SCRIPTED = 11  # a scenario's scripted event fired (sim.events; ``detail`` says what)
 
 
 @dataclass(frozen=True)

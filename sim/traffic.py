@@ -92,8 +92,9 @@ def _pick_successor(succ_off, succ, lane, rng_state, i):
 
 
 @numba.njit(cache=True)
-def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
-    """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path."""
+def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
+    """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path
+    (parked vehicles are not lane leaders: :func:`_near_ahead` sees them where they stand)."""
     best, best_v = np.inf, 0.0
     ego_half_len, ego_speed = ego[2], ego[3]
     ahead = 0.0  # distance from i to the start of the lane being scanned
@@ -106,7 +107,7 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego):
                 break
         base = ahead - s[i]
         for j in range(lane.shape[0]):
-            if j != i and lane[j] == cur and (k >= 0 or s[j] > s[i]):
+            if j != i and lane[j] == cur and not parked[j] and (k >= 0 or s[j] > s[i]):
                 gap = base + s[j] - half_len[i] - half_len[j]
                 if gap < best:
                     best, best_v = gap, speed[j]
@@ -240,7 +241,7 @@ def _ego_conflicts(i, k0, path, jl_index, conflict, ego_claim):
 
 
 @numba.njit(cache=True)
-def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim):
+def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim, parked):
     """True when i's junction lanes (``path[i, k0:]`` through to the exit) conflict with
     no lane that another vehicle or the ego is on or holds."""
     mine = _path_claim(i, k0, path, jl_index)
@@ -250,6 +251,7 @@ def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim):
     for j in range(lane.shape[0]):
         if (
             j != i
+            and not parked[j]
             and _claim(j, lane, path, reserved, jl_index, theirs) > 0
             and _claims_conflict(mine, theirs, conflict)
         ):
@@ -258,12 +260,12 @@ def _junction_free(i, k0, lane, path, reserved, jl_index, conflict, ego_claim):
 
 
 @numba.njit(cache=True)
-def _exit_has_room(i, exit_lane, lane, s, half_len, ego):
+def _exit_has_room(i, exit_lane, lane, s, half_len, ego, parked):
     if exit_lane < 0:
         return True
     room = 2.0 * half_len[i] + 2.0
     for j in range(lane.shape[0]):
-        if j != i and lane[j] == exit_lane and s[j] - half_len[j] < room:
+        if j != i and lane[j] == exit_lane and not parked[j] and s[j] - half_len[j] < room:
             return False
     return not (int(ego[0]) == exit_lane and ego[1] - ego[2] < room)
 
@@ -321,6 +323,7 @@ def _stop_line_gap(
     ego,
     ego_claim,
     comfort_decel,
+    parked,
 ):
     """Gap (m) from i's front to the stop line when i must stop there; inf when it may go."""
     k, dist = _junction_ahead(i, lane, s, path, length, junction)
@@ -341,8 +344,8 @@ def _stop_line_gap(
     if leader_gap < to_line:
         return to_line  # not first in the queue: only the first vehicle may reserve
     exit_lane = path[i, k + 1] if k + 1 < path.shape[1] else -1
-    if _junction_free(i, k, lane, path, reserved, jl_index, conflict, ego_claim) and _exit_has_room(
-        i, exit_lane, lane, s, half_len, ego
+    if _junction_free(i, k, lane, path, reserved, jl_index, conflict, ego_claim, parked) and _exit_has_room(
+        i, exit_lane, lane, s, half_len, ego, parked
     ):
         reserved[i] = jl
         return np.inf
@@ -421,35 +424,40 @@ def _traffic_step(
     walkers,
     idm,
     dt,
+    script,
 ):
+    parked, ignore_rules, accel_override, offset = script
     n = lane.shape[0]
     for i in range(n):
-        if dead[i]:
+        if dead[i] or parked[i]:
             accel[i] = 0.0
             continue
-        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego)
+        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked)
         near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B])
         if near < gap:
             gap, lead_v = near, near_v
-        line = _stop_line_gap(
-            i,
-            lane,
-            s,
-            speed,
-            half_len,
-            length,
-            path,
-            jl_index,
-            junction,
-            conflict,
-            lane_state,
-            reserved,
-            stop_served,
-            gap,
-            ego,
-            ego_claim,
-            idm[i, _IDM_B],
-        )
+        line = np.inf
+        if not ignore_rules[i]:
+            line = _stop_line_gap(
+                i,
+                lane,
+                s,
+                speed,
+                half_len,
+                length,
+                path,
+                jl_index,
+                junction,
+                conflict,
+                lane_state,
+                reserved,
+                stop_served,
+                gap,
+                ego,
+                ego_claim,
+                idm[i, _IDM_B],
+                parked,
+            )
         v0 = _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limit, length)
         a = idm_accel_one(speed[i], v0, gap, speed[i] - lead_v, idm[i], dt)
         if line < np.inf:
@@ -458,9 +466,11 @@ def _traffic_step(
         wgap = _walker_gap(i, lane, s, path, pt_off, pxy, ps, length, walkers, half_len, half_wid, reach)
         if wgap < np.inf:
             a = min(a, idm_accel_one(speed[i], v0, wgap, speed[i], idm[i], dt))
+        if not np.isnan(accel_override[i]):
+            a = accel_override[i]  # a scripted event drives this one
         accel[i] = a
     for i in range(n):
-        if dead[i]:
+        if dead[i] or parked[i]:
             continue
         v = max(0.0, speed[i] + accel[i] * dt)
         s[i] += 0.5 * (speed[i] + v) * dt
@@ -468,6 +478,9 @@ def _traffic_step(
         _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index)
         x[i], y[i], yaw[i] = lane_pose(pt_off, pxy, pyaw, ps, lane[i], s[i])
         z[i] = lane_z(pt_off, pz, ps, lane[i], s[i])
+        if offset[i] != 0.0:  # scripted: beside its lane (positive: to the right)
+            x[i] -= offset[i] * np.sin(yaw[i])
+            y[i] += offset[i] * np.cos(yaw[i])
 
 
 def curve_speeds(table: LaneTable, lateral_accel_mps2: float = LATERAL_ACCEL_MPS2) -> np.ndarray:
@@ -535,6 +548,15 @@ class Traffic:
         self.y = np.zeros(n)
         self.z = np.zeros(n)
         self.yaw = np.zeros(n)
+        self._alloc_script(n)
+
+    def _alloc_script(self, n: int) -> None:
+        """The hooks of scripted events (:mod:`sim.events`); all off for ordinary NPCs."""
+        self.parked = np.zeros(n, np.bool_)  # stands still; not a lane leader (seen where it stands)
+        self.hidden = np.zeros(n, np.bool_)  # not in the world yet (parked far away, left out of states)
+        self.ignore_rules = np.zeros(n, np.bool_)  # drives through red lights, stop signs, junctions
+        self.accel_override = np.full(n, np.nan)  # m/s^2 instead of the IDM's (NaN: none)
+        self.offset_m = np.zeros(n)  # lateral offset from its lane centre (positive: right)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -610,9 +632,11 @@ class Traffic:
             "rng_state",
             "x",
             "y",
+            "z",
             "yaw",
         ):
             setattr(self, name, getattr(self, name)[:n].copy())
+        self._alloc_script(n)
 
     def _draw_type(self, i: int) -> None:
         c = self.config
@@ -655,9 +679,63 @@ class Traffic:
         lo, hi = t.succ_off[lane], t.succ_off[lane + 1]
         return -1 if hi <= lo else int(t.succ[lo + self._rng.integers(hi - lo)])
 
+    #: where hidden vehicles wait, far from any map (each its own spot: they never touch)
+    HIDDEN_XY_M = 1.0e7
+
+    def add_scripted(self, kind: ActorType, count: int = 1, *, length_m=None, width_m=None) -> np.ndarray:
+        """Append ``count`` hidden, parked vehicles of ``kind`` for a scripted event
+        (optionally sized ``length_m`` x ``width_m``); returns their indices. Call before
+        the walkers are built (their ids follow the vehicles')."""
+        n0 = len(self)
+        arrays = {
+            name: getattr(self, name)
+            for name in (
+                "type", "lane", "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid",
+                "height", "path", "reserved", "stop_served", "dead", "rng_state", "x", "y", "z", "yaw",
+                "parked", "hidden", "ignore_rules", "accel_override", "offset_m",
+            )
+        }  # fmt: skip
+        idm = self.idm
+        self._alloc(n0 + count)
+        for name, old in arrays.items():
+            getattr(self, name)[:n0] = old
+        self.idm[:n0] = idm
+        params = VEHICLE_PARAMS[NPC_TYPES.get(kind, "car")]
+        for i in range(n0, n0 + count):
+            self.type[i] = int(kind)
+            self.half_len[i] = 0.5 * (length_m or params.length_m)
+            self.half_wid[i] = 0.5 * (width_m or params.width_m)
+            self.height[i] = params.height_m if kind != ActorType.STATIC else 1.2
+            self.idm[i, _IDM_B_MAX] = params.max_brake_mps2
+            self.speed_cap[i] = params.max_speed_mps
+            self.rng_state[i] = np.uint64(self._rng.integers(0, 2**63))
+            self.hide(i)
+        return np.arange(n0, n0 + count)
+
+    def hide(self, i: int) -> None:
+        """Take vehicle i out of the world (parked far away, left out of states)."""
+        self.hidden[i] = self.parked[i] = True
+        self.x[i], self.y[i] = self.HIDDEN_XY_M + 100.0 * i, self.HIDDEN_XY_M
+        self.speed[i] = 0.0
+        self.reserved[i] = -1
+        self.path[i] = -1
+
+    def place_on_lane(self, i: int, lane: int, s: float, *, speed_mps: float = 0.0, offset_m: float = 0.0):
+        """Put vehicle i on ``lane`` at ``s`` (``offset_m`` to the side), visible; its path
+        is drawn at random (a script may overwrite ``path[i]``)."""
+        t = self.table
+        self._place(i, lane, s)
+        self.hidden[i] = self.parked[i] = False
+        self.speed[i] = speed_mps
+        self.offset_m[i] = offset_m
+        if offset_m:
+            self.x[i] -= offset_m * math.sin(self.yaw[i])
+            self.y[i] += offset_m * math.cos(self.yaw[i])
+        self.z[i] = lane_z(t.pt_off, t.z, t.s, lane, s)
+
     def respawn_dead(self, avoid_xy: np.ndarray) -> None:
         """NPCs that reached a dead end start again elsewhere, away from the ego."""
-        for i in np.flatnonzero(self.dead):
+        for i in np.flatnonzero(self.dead & ~self.hidden):
             t = self.table
             free = np.flatnonzero((t.junction < 0) & (t.length > 12.0))
             others = [(self.x[j], self.y[j]) for j in range(len(self)) if j != i and not self.dead[j]]
@@ -725,4 +803,5 @@ class Traffic:
             walkers_xy,
             self.idm,
             dt_s,
+            (self.parked, self.ignore_rules, self.accel_override, self.offset_m),
         )

@@ -276,6 +276,21 @@ class Walkers:
         self._at_end = np.zeros(n, np.bool_)
         self.half_len = np.full(n, HALF_SIZE_M)
         self.half_wid = np.full(n, HALF_SIZE_M)
+        self.scripted = np.zeros(n, np.bool_)  # moved by a scripted event (sim.events), not by step
+
+    def add_scripted(self, x: float, y: float, z: float, yaw_rad: float) -> int:
+        """Append a walker standing at (x, y, z) that only a scripted event moves (it keeps
+        its pose until the script sets ``x``, ``y``, ``yaw`` and ``velocity``); returns its index."""
+        n = len(self)
+        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and len(v) == n}
+        self._alloc(n + 1)
+        for name, arr in old.items():
+            if name != "ids":
+                getattr(self, name)[:n] = arr
+        self.x[n], self.y[n], self.z[n], self.yaw[n] = x, y, z, yaw_rad
+        self.waiting[n] = self.scripted[n] = True
+        self.speed[n] = 0.0
+        return n
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -290,7 +305,9 @@ class Walkers:
         the ones vehicles must brake for."""
         if len(self) == 0:
             return np.zeros((0, 2))
-        out = (self.net.kind[self.edge] != _KIND_SIDEWALK) & ~self.waiting
+        kind = self.net.kind[self.edge] if self.net.edge_count else np.zeros(len(self), np.int8)
+        crossing = self.scripted & np.any(self.velocity != 0.0, axis=1)  # scripted, walking
+        out = ((kind != _KIND_SIDEWALK) & ~self.waiting) | crossing
         return np.stack([self.x[out], self.y[out]], axis=1)
 
     def target_count(self) -> int:
@@ -350,7 +367,7 @@ class Walkers:
         )
         for i in np.flatnonzero(self._at_end):
             self._choose(int(i), dt_s)
-        for i in np.flatnonzero(self.waiting):
+        for i in np.flatnonzero(self.waiting & ~self.scripted):
             if self._may_cross(int(self.pending[i]), signal_states, signals, vehicles):
                 self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
                 self.waiting[i] = False

@@ -1,12 +1,15 @@
 """Maps: OpenDRIVE through the ``carla`` package's offline parser.
 
 ``load_map(spec)`` is the one way in: ``spec`` is a path to an ``.xodr`` file, a
-path to an OpenStreetMap ``.osm`` extract (converted with ``carla.Osm2Odr``), or
-``generated:SEED`` for a procedural town.
+path to an OpenStreetMap ``.osm`` extract (converted with ``carla.Osm2Odr``),
+``generated:SEED`` for a procedural town, or ``carla:TOWN`` for a CARLA town in the
+shared data folder (:func:`shared_dir`: ``$LOOPDRIVE_SHARED``, else ``../shared``
+beside the checkout), ``maps/carla/TOWN.xodr``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sim.errors import MapError
@@ -14,6 +17,8 @@ from sim.maps.roadmap import Junction, Lane, LaneChange, LaneKey, LanePosition, 
 
 __all__ = [
     "load_map",
+    "resolve_map",
+    "shared_dir",
     "RoadMap",
     "Lane",
     "LaneKey",
@@ -25,6 +30,30 @@ __all__ = [
 ]
 
 GENERATED_PREFIX = "generated:"
+CARLA_PREFIX = "carla:"
+
+
+def shared_dir() -> Path:
+    """The shared data folder (maps, routes): ``$LOOPDRIVE_SHARED``, else ``../shared``
+    beside the checkout. It may be absent."""
+    env = os.environ.get("LOOPDRIVE_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def resolve_map(spec: str | Path) -> str:
+    """``carla:TOWN`` as the path of the town's OpenDRIVE file (MapError when it is
+    absent, saying where it was looked for); any other spec unchanged."""
+    text = str(spec)
+    if not text.startswith(CARLA_PREFIX):
+        return text
+    town = text[len(CARLA_PREFIX) :]
+    path = shared_dir() / "maps" / "carla" / f"{town}.xodr"
+    if not path.is_file():
+        raise MapError(
+            f"{text}: the CARLA town is not available (looked for {path}; set LOOPDRIVE_SHARED "
+            "to the folder holding maps/carla)"
+        )
+    return str(path)
 
 
 def load_map(spec: str | Path, *, resolution_m: float = 1.0) -> RoadMap:
@@ -32,7 +61,7 @@ def load_map(spec: str | Path, *, resolution_m: float = 1.0) -> RoadMap:
 
     Raises :class:`sim.errors.MapError` with one line naming the map and the reason.
     """
-    text = str(spec)
+    text = resolve_map(spec)
     if text.startswith(GENERATED_PREFIX):
         seed_text = text[len(GENERATED_PREFIX) :]
         try:
