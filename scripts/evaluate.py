@@ -1,5 +1,12 @@
 """``loopdrive evaluate``: drive a policy closed-loop on a suite of routes and score it,
-on the embedded simulator or a CARLA server (``--backend carla --host H --port P``)."""
+on the embedded simulator or a CARLA server (``--backend carla --host H --port P``).
+
+``--policy`` takes ``autopilot``, ``random``, ``default`` (the shipped checkpoint) or a
+checkpoint folder. Checkpoints see the world through the env's cameras and route map
+(:mod:`policy.evaluate`); the autopilot and the random policy drive the bare world
+(:mod:`sim.evaluation`), which scores exactly as the env path on the same routes and
+seeds (``--through-env`` drives them through the env as well).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scripts.backend_args import add_backend_args, make_backend
+from scripts.backend_args import add_backend_args, env_overrides, make_backend
 from scripts.config_args import add_config_arguments, config_from_args
 from sim.errors import LoopdriveError
 from sim.scenario import TrafficConfig
@@ -22,8 +29,17 @@ __all__ = ["register"]
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", default="autopilot", help="autopilot or random (trained checkpoints come later)"
+        "--policy",
+        default="autopilot",
+        metavar="POLICY",
+        help="autopilot, random, default (the shipped checkpoint) or a checkpoint folder",
     )
+    parser.add_argument(
+        "--through-env",
+        action="store_true",
+        help="drive autopilot or random through the env too (checkpoints always are)",
+    )
+    parser.add_argument("--rig", default="front", help="camera rig of the env a checkpoint drives")
     parser.add_argument(
         "--map",
         nargs="+",
@@ -79,7 +95,13 @@ def _driver_factory(policy: str, seed: int):
         return lambda backend: backend.make_autopilot()
     if policy == "random":
         return lambda backend: RandomDriver(seed)
-    raise LoopdriveError(f"--policy {policy!r}: unknown policy (use autopilot or random)")
+    raise LoopdriveError(
+        f"--policy {policy!r}: unknown policy (use autopilot, random, default or a checkpoint)"
+    )
+
+
+def _through_env(args: argparse.Namespace) -> bool:
+    return args.policy not in ("autopilot", "random") or args.through_env
 
 
 def _row(r) -> str:
@@ -92,7 +114,12 @@ def _row(r) -> str:
 
 def run(args: argparse.Namespace) -> int:
     traffic = config_from_args(TrafficConfig, args)
-    make_driver = _driver_factory(args.policy, args.seed)
+    if _through_env(args):  # a bad checkpoint fails now, before any map is built
+        from policy.evaluate import make_policy
+
+        policy = make_policy(args.policy, args.seed)
+    else:
+        make_driver = _driver_factory(args.policy, args.seed)
     if args.out is not None and not args.out.parent.is_dir():
         raise LoopdriveError(f"--out {args.out}: the folder {args.out.parent} does not exist")
     jobs = []
@@ -103,24 +130,32 @@ def run(args: argparse.Namespace) -> int:
         jobs += mine
     if not jobs:
         raise LoopdriveError("no route to drive: no route of the files belongs to the maps' towns")
+    if _through_env(args):
+        from envs.config import DrivingEnvConfig
+        from policy.evaluate import evaluate_jobs
+
+        env_config = DrivingEnvConfig(rig=args.rig, **env_overrides(args))
+        return _drive(evaluate_jobs(jobs, policy, env_config, skip_unplannable=True), args, len(jobs))
     backend = make_backend(args)
     try:
-        return _drive(jobs, make_driver, backend, args.out)
+        from sim.evaluation import evaluate_suite
+
+        results = evaluate_suite(jobs, make_driver, backend=backend, skip_unplannable=True)
+        return _drive(results, args, len(jobs))
     finally:
         backend.close()  # a CARLA server gets its settings back and loses our actors
 
 
-def _drive(jobs, make_driver, backend, out: Path | None) -> int:
-    from sim.evaluation import evaluate_suite
+def _drive(results_iter, args: argparse.Namespace, count: int) -> int:
     from sim.scoring import SuiteResult
+
+    out: Path | None = args.out
 
     results, t0 = [], time.perf_counter()
     print(f"{'town':<24} {'route':>10} {'RC':>6} {'IP':>6} {'DS':>6}  infractions")
     quiet = not sys.stderr.isatty() and "CI" in os.environ
-    with tqdm(total=len(jobs), unit="route", file=sys.stderr, disable=quiet) as bar:  # closed on errors too
-        for _job, result, message in evaluate_suite(
-            jobs, make_driver, backend=backend, skip_unplannable=True
-        ):
+    with tqdm(total=count, unit="route", file=sys.stderr, disable=quiet) as bar:  # closed on errors too
+        for _job, result, message in results_iter:
             bar.update(1)
             if result is None:
                 tqdm.write(f"skipped: {message}", file=sys.stderr)
@@ -128,7 +163,7 @@ def _drive(jobs, make_driver, backend, out: Path | None) -> int:
             results.append(result)
             tqdm.write(_row(result))
     suite = SuiteResult(results)
-    d = suite.to_dict()
+    d = {"policy": args.policy, "seed": args.seed, **suite.to_dict()}
     s = d["suite"]
     per_km = s["infractions_per_km"]
     total_per_km = per_km.get("total", per_km) if isinstance(per_km, dict) else per_km
