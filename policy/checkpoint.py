@@ -160,6 +160,15 @@ class CheckpointPolicy:
         self.network = load_network(self.path, layout)
         self.layout = self.network.layout
 
+    @classmethod
+    def from_network(cls, network: DrivingNetwork) -> CheckpointPolicy:
+        """The same driver around a network in memory (DAgger's rounds)."""
+        out = cls.__new__(cls)
+        out.path = Path("<memory>")
+        out.network = network.eval()
+        out.layout = network.layout
+        return out
+
     def check_layout(self, layout: ObservationLayout) -> None:
         """Raise :class:`LayoutMismatchError` unless ``layout`` is the checkpoint's."""
         if layout != self.layout:

@@ -249,7 +249,8 @@ class DrivingEncoder(nn.Module):
             ],
             dim=1,
         )
-        x = torch.cat([self.fusion(cams), self.route(route), command_onehot.float(), scalars], dim=1)
+        onehot = command_onehot.reshape(b, -1).float()
+        x = torch.cat([self.fusion(cams), self.route(route), onehot, scalars], dim=1)
         return self.trunk(x)
 
 

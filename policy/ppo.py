@@ -1,0 +1,136 @@
+"""PPO with Stable-Baselines3 on the batched env, with the driving features extractor.
+
+:func:`make_ppo` builds ``PPO("MultiInputPolicy", DrivingSB3VecEnv(...))`` with
+:class:`~policy.features.DrivingFeaturesExtractor` and an actor and critic of one
+hidden layer (ReLU). Started from a behaviour-cloned checkpoint (``init``), the
+extractor takes its encoder, the actor's hidden layer its head and the action mean its
+action layer (the BC network squashes that layer with tanh, PPO clips its Gaussian's
+samples to [-1, 1] instead, so the start matches BC in the middle of the range).
+:func:`train_ppo` runs it, logging mean episode rewards (``VecMonitor``) to
+TensorBoard and returning them per rollout.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from envs.config import DrivingEnvConfig
+from sim.errors import ConfigError
+
+__all__ = ["PPOConfig", "make_ppo", "train_ppo", "RewardLog"]
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Stable-Baselines3 PPO settings that matter here."""
+
+    num_envs: int = field(default=4, metadata={"help": "worlds stepped together"})
+    n_steps: int = field(default=128, metadata={"help": "steps per world per rollout"})
+    batch_size: int = field(default=128, metadata={"help": "minibatch size"})
+    n_epochs: int = field(default=4, metadata={"help": "passes per rollout"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
+    gamma: float = field(default=0.99, metadata={"help": "discount"})
+    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
+    log_std_init: float = field(default=-1.0, metadata={"help": "initial log std of the Gaussian"})
+    seed: int = field(default=0, metadata={"help": "seed of the env and the networks"})
+    device: str = field(default="cpu", metadata={"help": "torch device (cpu, cuda, auto)"})
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "n_steps", "batch_size", "n_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"PPOConfig.lr must be > 0, got {self.lr}")
+
+
+def _copy_bc(model: Any, init: str) -> None:
+    from policy.checkpoint import load_network
+    from policy.features import load_encoder_weights
+
+    policy = model.policy
+    network = load_network(init)
+    load_encoder_weights(policy.features_extractor, network)
+    if not policy.share_features_extractor:
+        load_encoder_weights(policy.vf_features_extractor, network)
+    with torch.no_grad():
+        hidden = policy.mlp_extractor.policy_net[0]
+        hidden.weight.copy_(network.head[0].weight)
+        hidden.bias.copy_(network.head[0].bias)
+        policy.action_net.weight.copy_(network.action.weight)
+        policy.action_net.bias.copy_(network.action.bias)
+
+
+def make_ppo(
+    config: PPOConfig,
+    env_config: DrivingEnvConfig | None = None,
+    *,
+    init: str | None = None,
+    log_dir: str | os.PathLike | None = None,
+) -> Any:
+    """A PPO model on a :class:`envs.DrivingSB3VecEnv` (wrapped in ``VecMonitor``)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from envs.sb3 import DrivingSB3VecEnv
+    from policy.features import DrivingFeaturesExtractor
+    from policy.network import NetworkConfig
+
+    env_config = (env_config or DrivingEnvConfig()).replace(autopilot_in_info=False)
+    venv = DrivingSB3VecEnv(config.num_envs, env_config)
+    venv.seed(config.seed)
+    env = VecMonitor(venv)
+    hidden = NetworkConfig().hidden // 2
+    model = PPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.lr,
+        gamma=config.gamma,
+        ent_coef=config.ent_coef,
+        seed=config.seed,
+        device=config.device,
+        tensorboard_log=str(log_dir) if log_dir is not None else None,
+        policy_kwargs=dict(
+            features_extractor_class=DrivingFeaturesExtractor,
+            net_arch=dict(pi=[hidden], vf=[hidden]),
+            activation_fn=torch.nn.ReLU,
+            log_std_init=config.log_std_init,
+        ),
+        verbose=0,
+    )
+    if init is not None:
+        _copy_bc(model, init)
+    return model
+
+
+class RewardLog(BaseCallback):
+    """Keeps the mean episode reward (SB3's last 100 episodes) after each rollout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.means: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buf = self.model.ep_info_buffer
+        if buf:
+            self.means.append(float(np.mean([e["r"] for e in buf])))
+
+
+def train_ppo(model: Any, timesteps: int, *, progress: bool = False) -> list[float]:
+    """Run PPO for ``timesteps`` env steps; the mean episode reward (last 100 episodes)
+    after each rollout."""
+    log = RewardLog()
+    model.learn(total_timesteps=timesteps, callback=log, progress_bar=progress)
+    return log.means
