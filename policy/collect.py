@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,7 +69,7 @@ class PerturbationConfig:
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """What :func:`collect` drives."""
+    """What collection drives: towns, episodes, routes, the frames kept."""
 
     maps: tuple[str, ...] = field(default=training_maps(100, 20), metadata={"help": "towns to drive in"})
     episodes: int = field(default=20, metadata={"help": "episodes in all, spread over the towns"})
@@ -229,31 +230,107 @@ def episode_plan(maps: tuple[str, ...], episodes: int, seed: int) -> list[tuple[
     return [(maps[k % len(maps)], seed + k) for k in range(episodes)]
 
 
+@dataclass(frozen=True)
+class DriverSpec:
+    """How to build a driver in any process: ``noisy`` (the autopilot with ``perturb``) or
+    ``gated`` (the checkpoint at ``checkpoint`` under the autopilot gate ``gate``)."""
+
+    kind: str = "noisy"
+    perturb: PerturbationConfig = field(default_factory=PerturbationConfig)
+    checkpoint: str = ""
+    gate: Any = None
+    takeover_weight: float = 1.0
+
+    def build(self, dt_s: float) -> Driver:
+        if self.kind == "noisy":
+            return NoisyAutopilot(self.perturb, dt_s)
+        if self.kind == "gated":
+            from policy.checkpoint import CheckpointPolicy
+            from policy.dagger import GatedPolicy
+
+            return GatedPolicy(CheckpointPolicy(self.checkpoint), self.gate, dt_s)
+        raise ConfigError(f"DriverSpec.kind must be noisy or gated, got {self.kind!r}")
+
+
+def _episodes(
+    plan: list[tuple[str, int]], spec: DriverSpec, base: DrivingEnvConfig, every: int, max_steps: int
+) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
+    pool = EnvPool(base)
+    driver = spec.build(base.world.dt_s)
+    try:
+        for town, seed in plan:
+            samples, log = rollout(
+                pool.get(town),
+                driver,
+                seed,
+                every=every,
+                max_steps=max_steps,
+                takeover_weight=spec.takeover_weight,
+            )
+            yield town, seed, samples, log
+    finally:
+        pool.close()
+
+
+def _worker(args: tuple) -> list[tuple[str, int, str, dict]]:
+    """Run a share of the plan in a child process; frames go to .npz files (no pickle)."""
+    plan, spec, base, every, max_steps, folder = args
+    import torch
+
+    torch.set_num_threads(1)
+    out = []
+    for town, seed, samples, log in _episodes(plan, spec, base, every, max_steps):
+        path = Path(folder) / f"episode_{seed}.npz"
+        samples.save_npz(path)
+        out.append((town, seed, str(path), dataclasses.asdict(log)))
+    return out
+
+
+def run_episodes(
+    plan: list[tuple[str, int]],
+    spec: DriverSpec,
+    base: DrivingEnvConfig,
+    *,
+    every: int,
+    max_steps: int,
+    workers: int = 1,
+) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
+    """Drive each (town, seed) of ``plan``; yields (town, seed, samples, log) per episode,
+    in plan order. ``workers`` > 1 spreads the towns over that many processes (each
+    keeps its towns' assets; results are the same as in one process)."""
+    if workers <= 1 or len(plan) <= 1:
+        yield from _episodes(plan, spec, base, every, max_steps)
+        return
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    towns = sorted({t for t, _ in plan}, key=[t for t, _ in plan].index)
+    shares = [[p for p in plan if towns.index(p[0]) % workers == w] for w in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="loopdrive-episodes-") as folder:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            jobs = [(share, spec, base, every, max_steps, folder) for share in shares if share]
+            done = {(t, s): (path, log) for result in ex.map(_worker, jobs) for t, s, path, log in result}
+        for town, seed in plan:
+            path, log = done[(town, seed)]
+            yield town, seed, Samples.load_npz(path), EpisodeLog(**log)
+
+
 def collect(
     config: CollectConfig,
     env_config: DrivingEnvConfig | None = None,
     *,
-    driver_factory: Callable[[float], Driver] | None = None,
-    progress: Callable[[EpisodeLog], None] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
-    """Drive :attr:`CollectConfig.episodes` episodes; yields (town, seed, samples, log) per
-    episode. The default driver is :class:`NoisyAutopilot` with ``config.perturb``."""
+    """Drive :attr:`CollectConfig.episodes` episodes with :class:`NoisyAutopilot`; yields
+    (town, seed, samples, log) per episode."""
     base = (env_config or DrivingEnvConfig()).replace(
         route_length_m=config.route_length_m, autopilot_in_info=True
     )
-    pool = EnvPool(base)
-    make = driver_factory or (lambda dt: NoisyAutopilot(config.perturb, dt))
-    driver = make(base.world.dt_s)
-    try:
-        for town, seed in episode_plan(config.maps, config.episodes, config.seed):
-            samples, log = rollout(
-                pool.get(town), driver, seed, every=config.every, max_steps=config.max_steps
-            )
-            if progress is not None:
-                progress(log)
-            yield town, seed, samples, log
-    finally:
-        pool.close()
+    plan = episode_plan(config.maps, config.episodes, config.seed)
+    spec = DriverSpec("noisy", perturb=config.perturb)
+    yield from run_episodes(plan, spec, base, every=config.every, max_steps=config.max_steps, workers=workers)
 
 
 def replace(config: CollectConfig, **changes: Any) -> CollectConfig:

@@ -27,7 +27,7 @@ import numpy as np
 from envs.config import DrivingEnvConfig
 from policy.bc import BCConfig, train_bc
 from policy.checkpoint import CheckpointPolicy, save_checkpoint
-from policy.collect import EnvPool, EpisodeLog, episode_plan, rollout
+from policy.collect import DriverSpec, EpisodeLog, episode_plan, run_episodes
 from policy.data import Samples
 from policy.network import DrivingNetwork
 from sim.errors import ConfigError
@@ -39,7 +39,9 @@ __all__ = ["GateConfig", "DaggerConfig", "GatedPolicy", "dagger_rollouts", "run_
 class GateConfig:
     """When the autopilot takes over from the policy."""
 
-    steer_gap: float = field(default=0.25, metadata={"help": "steering difference that counts as disagreement"})
+    steer_gap: float = field(
+        default=0.25, metadata={"help": "steering difference that counts as disagreement"}
+    )
     brake_gap: float = field(default=0.6, metadata={"help": "accel above a hard-braking autopilot's by this"})
     hard_brake: float = field(default=-0.5, metadata={"help": "autopilot accel below this is hard braking"})
     patience: int = field(default=3, metadata={"help": "steps of disagreement before a takeover"})
@@ -66,6 +68,7 @@ class DaggerConfig:
     max_steps: int = field(default=3000, metadata={"help": "steps per episode at most"})
     seed: int = field(default=100_000, metadata={"help": "seed of the first rollout (apart from collect's)"})
     takeover_weight: float = field(default=3.0, metadata={"help": "loss weight of takeover frames"})
+    workers: int = field(default=1, metadata={"help": "processes rolling out in parallel"})
     gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
@@ -116,35 +119,30 @@ class GatedPolicy:
 
 
 def dagger_rollouts(
-    network: DrivingNetwork,
+    checkpoint: str | os.PathLike,
     config: DaggerConfig,
     maps: tuple[str, ...],
     iteration: int,
     env_config: DrivingEnvConfig | None = None,
     progress: Callable[[str, int, EpisodeLog], None] | None = None,
 ) -> tuple[Samples, list[EpisodeLog]]:
-    """One round of gated rollouts of ``network``; the labelled frames and the logs."""
-    base = (env_config or DrivingEnvConfig()).replace(route_length_m=config.route_length_m, autopilot_in_info=True)
-    pool = EnvPool(base)
-    driver = GatedPolicy(CheckpointPolicy.from_network(network), config.gate, base.world.dt_s)
+    """One round of gated rollouts of the policy at ``checkpoint``; the labelled frames and
+    the logs (``config.workers`` processes)."""
+    base = (env_config or DrivingEnvConfig()).replace(
+        route_length_m=config.route_length_m, autopilot_in_info=True
+    )
+    spec = DriverSpec(
+        "gated", checkpoint=str(checkpoint), gate=config.gate, takeover_weight=config.takeover_weight
+    )
+    plan = episode_plan(maps, config.episodes, config.seed + iteration * config.episodes)
     parts, logs = [], []
-    seed0 = config.seed + iteration * config.episodes
-    try:
-        for town, seed in episode_plan(maps, config.episodes, seed0):
-            samples, log = rollout(
-                pool.get(town),
-                driver,
-                seed,
-                every=config.every,
-                max_steps=config.max_steps,
-                takeover_weight=config.takeover_weight,
-            )
-            parts.append(samples)
-            logs.append(log)
-            if progress is not None:
-                progress(town, seed, log)
-    finally:
-        pool.close()
+    for town, seed, samples, log in run_episodes(
+        plan, spec, base, every=config.every, max_steps=config.max_steps, workers=config.workers
+    ):
+        parts.append(samples)
+        logs.append(log)
+        if progress is not None:
+            progress(town, seed, log)
     return Samples.concat(parts), logs
 
 
@@ -167,8 +165,10 @@ def run_dagger(
     if network is None:
         network, report = train_bc(data, bc, log_dir=_sub(log_dir, "iter_0"))
         save_checkpoint(out / "iter_0", network, {"kind": "bc", "frames": len(data), "bc": report.to_dict()})
+    else:
+        save_checkpoint(out / "iter_0", network, {"kind": "init"})
     for k in range(1, config.iterations + 1):
-        new, logs = dagger_rollouts(network, config, maps, k, env_config, progress)
+        new, logs = dagger_rollouts(out / f"iter_{k - 1}", config, maps, k, env_config, progress)
         data = Samples.concat([data, new])
         takeovers = sum(log.takeovers for log in logs)
         policy_share = 1.0 - float(np.mean([log.expert_share for log in logs]))

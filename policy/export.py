@@ -37,7 +37,9 @@ def example_inputs(network: DrivingNetwork, batch: int, seed: int = 0) -> dict[s
         "camera": rng.integers(
             0, 256, (batch, lay.camera_count, lay.camera_height_px, lay.camera_width_px, 3), dtype=np.uint8
         ),
-        "route": rng.integers(0, 256, (batch, lay.route_size_px, lay.route_size_px, lay.route_channels), np.uint8),
+        "route": rng.integers(
+            0, 256, (batch, lay.route_size_px, lay.route_size_px, lay.route_channels), np.uint8
+        ),
         "speed": rng.uniform(0, 20, (batch, 1)).astype(np.float32),
         "command": rng.integers(0, lay.command_count, (batch,), dtype=np.int64),
         "command_distance_m": rng.uniform(0, 300, (batch, 1)).astype(np.float32),

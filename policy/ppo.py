@@ -134,3 +134,25 @@ def train_ppo(model: Any, timesteps: int, *, progress: bool = False) -> list[flo
     log = RewardLog()
     model.learn(total_timesteps=timesteps, callback=log, progress_bar=progress)
     return log.means
+
+
+def ppo_to_network(model: Any, init: str | None = None) -> Any:
+    """The PPO policy's deterministic actor as a :class:`~policy.network.DrivingNetwork`
+    checkpoint (no pickle): its encoder, hidden layer and action mean (squashed by the
+    network's tanh where PPO clips). The waypoint head is ``init``'s, else untrained."""
+    from policy.checkpoint import load_network
+    from policy.network import DrivingNetwork
+
+    policy = model.policy
+    extractor = policy.features_extractor
+    network = (
+        load_network(init) if init is not None else DrivingNetwork(extractor.layout, extractor.encoder.config)
+    )
+    network.encoder.load_state_dict(extractor.encoder.state_dict())
+    with torch.no_grad():
+        hidden = policy.mlp_extractor.policy_net[0]
+        network.head[0].weight.copy_(hidden.weight)
+        network.head[0].bias.copy_(hidden.bias)
+        network.action.weight.copy_(policy.action_net.weight)
+        network.action.bias.copy_(policy.action_net.bias)
+    return network.cpu().eval()

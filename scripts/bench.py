@@ -45,6 +45,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     from scripts.bench_env import register_env_bench
 
     register_env_bench(sub)
+    from scripts.bench_policy import register_policy_bench
+
+    register_policy_bench(sub)
 
 
 def _record_controls(backend, scenario, seed: int, ticks: int) -> list:

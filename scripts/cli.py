@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "scripts.replay_cmd",
         "re-simulate a stored episode: verify it, film it, drive on from a step",
     ),
+    "collect": ("scripts.collect_cmd", "drive the autopilot with perturbations and record labelled frames"),
+    "train": ("scripts.train_cmd", "train the policy: bc, dagger or ppo"),
+    "export": ("scripts.export_cmd", "export a checkpoint to ONNX, checked with onnxruntime"),
 }
 
 EXIT_USAGE = 2
