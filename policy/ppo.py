@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.config import DrivingEnvConfig
 from sim.errors import ConfigError
@@ -112,20 +111,25 @@ def make_ppo(
     return model
 
 
-class RewardLog(BaseCallback):
-    """Keeps the mean episode reward (SB3's last 100 episodes) after each rollout."""
+def RewardLog() -> Any:  # noqa: N802 - a class built on first use (SB3 is imported lazily)
+    """An SB3 callback that keeps the mean episode reward (SB3's last 100 episodes) after
+    each rollout in ``.means``."""
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.means: list[float] = []
+    class _RewardLog(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.means: list[float] = []
 
-    def _on_step(self) -> bool:
-        return True
+        def _on_step(self) -> bool:
+            return True
 
-    def _on_rollout_end(self) -> None:
-        buf = self.model.ep_info_buffer
-        if buf:
-            self.means.append(float(np.mean([e["r"] for e in buf])))
+        def _on_rollout_end(self) -> None:
+            buf = self.model.ep_info_buffer
+            if buf:
+                self.means.append(float(np.mean([e["r"] for e in buf])))
+
+    return _RewardLog()
 
 
 def train_ppo(model: Any, timesteps: int, *, progress: bool = False) -> list[float]:

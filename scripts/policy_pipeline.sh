@@ -37,10 +37,11 @@ if [[ $STAGE == all || $STAGE == eval ]]; then
   export OMP_NUM_THREADS=1  # one thread per evaluating process
   # one process per (policy, town); routes and seeds are those of a single run over all towns
   pids=()
-  for policy in autopilot random "$OUT/bc" "$OUT/dagger"; do
+  POLICIES=${POLICIES:-autopilot random $OUT/bc $OUT/dagger}
+  for policy in $POLICIES; do
     name=$(basename "$policy")
     for map in $EVAL_MAPS; do
-      $LD evaluate --policy "$policy" --map "$map" --routes random:3 --length "$EVAL_LENGTH" --seed 0 \
+      $LD evaluate --policy "$policy" --map "$map" --routes random:${EVAL_ROUTES:-3} --length "$EVAL_LENGTH" --seed 0 \
         --out "$OUT/eval_${name}_${map#generated:}.json" > "$OUT/eval_${name}_${map#generated:}.log" 2>&1 &
       pids+=($!)
       while (( $(jobs -rp | wc -l) >= WORKERS )); do sleep 1; done
