@@ -59,15 +59,22 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser, *, data: bool) -> None:
     if data:
-        parser.add_argument("--data", nargs="+", type=Path, required=True, help="training sets (.npz)")
+        parser.add_argument(
+            "--data",
+            nargs="+",
+            type=Path,
+            required=True,
+            help="training sets (.npz) or episode store folders",
+        )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument("--log-dir", type=Path, default=None, help="TensorBoard logs (default: OUT/tb)")
 
 
 def _load(paths: list[Path]):
     from policy.data import DataError, Samples
+    from policy.store_data import samples_from_store
 
-    parts = [Samples.load_npz(p) for p in paths]
+    parts = [samples_from_store(p) if p.is_dir() else Samples.load_npz(p) for p in paths]
     empty = [str(p) for p, s in zip(paths, parts, strict=True) if len(s) == 0]
     if len(empty) == len(parts):
         raise DataError(f"no usable frames: {', '.join(empty)} hold none")

@@ -297,3 +297,15 @@ def test_features_extractor_in_ppo_matches_bc_encoder(checkpoint):
     back = ppo_to_network(model, init=str(checkpoint))  # read back as a checkpoint network
     with torch.no_grad():
         torch.testing.assert_close(sb3_features(), features(back), atol=1e-5, rtol=1e-5)
+
+
+def test_store_without_usable_frames_is_a_clear_error(tmp_path):
+    from policy.data import DataError
+    from policy.store_data import samples_from_store
+    from scripts.cli import main
+
+    with pytest.raises(DataError, match="no usable frames"):
+        samples_from_store(tmp_path)
+    with pytest.raises(DataError, match="no such episode store"):
+        samples_from_store(tmp_path / "missing")
+    assert main(["train", "bc", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
