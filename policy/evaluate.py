@@ -16,6 +16,7 @@ or ``default`` (the shipped checkpoint).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -104,10 +105,11 @@ def make_policy(spec: str, seed: int = 0) -> Any:
         raise LoopdriveError(f"--policy {spec}: {exc} (or use autopilot, random, default)") from None
 
 
-def _env_for(base: DrivingEnvConfig, job: RouteJob, assets: Any) -> Any:
+def _env_for(base: DrivingEnvConfig, job: RouteJob, assets: Any, rig: str | None) -> Any:
     from envs.driving import DrivingEnv
 
-    return DrivingEnv(base.replace(map=job.scenario.map, scenario=job.scenario), assets=assets)
+    scenario = job.scenario if rig is None else dataclasses.replace(job.scenario, rig=rig)
+    return DrivingEnv(base.replace(map=scenario.map, scenario=scenario), assets=assets)
 
 
 def run_job(env: Any, job: RouteJob, policy: Any) -> RouteResult:
@@ -126,11 +128,13 @@ def evaluate_jobs(
     policy: Any,
     env_config: DrivingEnvConfig | None = None,
     *,
+    rig: str | None = None,
     skip_unplannable: bool = False,
 ) -> Iterator[tuple[RouteJob, RouteResult | None, str]]:
     """Drive every job with ``policy`` through the env; yields (job, result, message) as
     each ends (``None`` and the reason for an unplannable route when ``skip_unplannable``).
-    ``env_config`` sets the cameras and route map (its map and scenario are the jobs')."""
+    ``env_config`` sets the camera size and route map (its map and scenario are the jobs');
+    the camera rig is the scenario's unless ``rig`` names another."""
     from envs.world import SharedAssets
 
     base = (env_config or DrivingEnvConfig()).replace(
@@ -140,7 +144,7 @@ def evaluate_jobs(
     for job in jobs:
         env = None
         try:
-            env = _env_for(base, job, assets)
+            env = _env_for(base, job, assets, rig)
             if hasattr(policy, "check"):
                 policy.check(ObservationLayout.from_space(env.observation_space))
             yield job, run_job(env, job, policy), ""

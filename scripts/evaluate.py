@@ -39,7 +39,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="drive autopilot or random through the env too (checkpoints always are)",
     )
-    parser.add_argument("--rig", default="front", help="camera rig of the env a checkpoint drives")
+    parser.add_argument(
+        "--rig",
+        default=None,
+        help="camera rig of the env a checkpoint drives (default: the scenario's, front)",
+    )
     parser.add_argument(
         "--map",
         nargs="+",
@@ -134,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
         from envs.config import DrivingEnvConfig
         from policy.evaluate import evaluate_jobs
 
-        env_config = DrivingEnvConfig(rig=args.rig, **env_overrides(args))
-        return _drive(evaluate_jobs(jobs, policy, env_config, skip_unplannable=True), args, len(jobs))
+        env_config = DrivingEnvConfig(**env_overrides(args))
+        results = evaluate_jobs(jobs, policy, env_config, rig=args.rig, skip_unplannable=True)
+        return _drive(results, args, len(jobs))
     backend = make_backend(args)
     try:
         from sim.evaluation import evaluate_suite
