@@ -150,7 +150,8 @@ def obs_to_tensors(obs: dict[str, Any], batched: bool = False) -> dict[str, torc
 
 
 class CheckpointPolicy:
-    """A checkpoint as a deterministic driver: ``act(obs) -> float32 [steer, accel]``.
+    """A checkpoint as a deterministic driver: ``act(obs[, info]) -> float32 [steer, accel]``
+    (the :class:`envs.drivers.Policy` protocol: ``reset(seed)`` and ``act(obs, info)``).
 
     ``layout`` (optional) is the env's :class:`ObservationLayout`; a checkpoint made for
     another is refused. Inference runs on the CPU, without gradients."""
@@ -177,8 +178,12 @@ class CheckpointPolicy:
                 f"(checkpoint vs env: {', '.join(self.layout.mismatches(layout))})"
             )
 
+    def reset(self, seed: int | None = None) -> None:
+        """Nothing to reset: the policy is deterministic and keeps no state."""
+
     @torch.inference_mode()
-    def act(self, obs: dict[str, Any]) -> np.ndarray:
+    def act(self, obs: dict[str, Any], info: dict[str, Any] | None = None) -> np.ndarray:
+        """``float32 [steer, accel]`` for one observation (``info`` is ignored: no privileged input)."""
         out = self.network.forward_obs(obs_to_tensors(obs))
         return out[0, :2].numpy().astype(np.float32)
 

@@ -13,13 +13,17 @@ from sim.errors import LoopdriveError
 
 __all__ = ["POLICY_HELP", "make_policy", "policy_id"]
 
-POLICY_HELP = "random, random-forward (accel in [-0.2, 1]), autopilot, or a checkpoint file (CKPT)"
+POLICY_HELP = (
+    "random, random-forward (accel in [-0.2, 1]), autopilot, default (the shipped checkpoint), "
+    "or a checkpoint folder (CKPT)"
+)
 
 
 def make_policy(spec: str, seed: int = 0) -> Policy:
     """The policy named by ``spec``: ``random`` (uniform [-1, 1] actions, seeded),
     ``random-forward`` (the same with accel in [-0.2, 1]),
-    ``autopilot`` (the privileged autopilot), or a checkpoint path."""
+    ``autopilot`` (the privileged autopilot), ``default`` (the shipped checkpoint) or a
+    checkpoint (its folder, or a file in it)."""
     if spec == "random":
         return RandomPolicy(seed)
     if spec == "random-forward":
@@ -27,19 +31,16 @@ def make_policy(spec: str, seed: int = 0) -> Policy:
     if spec == "autopilot":
         return AutopilotPolicy()
     path = Path(spec)
-    if path.suffix or path.exists():
-        if not path.is_file():
-            raise LoopdriveError(f"--policy {spec}: no such checkpoint file")
+    if spec == "default" or path.suffix or path.exists():
+        from policy import load_policy
+
         try:
-            from policy import load_policy  # provided by the policy package once it exists
-        except ImportError:
-            raise LoopdriveError(
-                f"--policy {spec}: loading checkpoints needs the policy package (not built yet)"
-            ) from None
-        return load_policy(path)
+            return load_policy(spec)
+        except LoopdriveError as exc:
+            raise LoopdriveError(f"--policy {spec}: {exc}") from None
     raise LoopdriveError(f"--policy {spec!r}: unknown policy (use {POLICY_HELP})")
 
 
 def policy_id(spec: str) -> str:
     """The id the store records for a ``--policy`` value (a checkpoint by its file name)."""
-    return spec if spec in ("random", "random-forward", "autopilot") else f"ckpt:{Path(spec).name}"
+    return spec if spec in ("random", "random-forward", "autopilot", "default") else f"ckpt:{Path(spec).name}"
