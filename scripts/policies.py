@@ -34,6 +34,8 @@ def make_policy(spec: str, seed: int = 0) -> Policy:
     if spec == "default" or path.suffix or path.exists():
         from policy import load_policy
 
+        if spec != "default" and not path.exists():
+            raise LoopdriveError(f"--policy {spec}: no such checkpoint file or folder")
         try:
             return load_policy(spec)
         except LoopdriveError as exc:
