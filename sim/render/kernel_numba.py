@@ -433,9 +433,8 @@ def _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays, bu
 
 @_helper
 def _colour_boxes(img, pose, cb, rays, mount, bufs, wp):
-    """Colour every pixel a box won: material, the sun on its face, headlights, fog."""
+    """Colour every pixel a box won: material, the sun on its face, headlights, fog (``img`` (P, 3))."""
     zbuf, win, wface, whit, flight = bufs[0], bufs[2], bufs[3], bufs[4], bufs[5]
-    w = img.shape[1]
     fog_d, fog_norm = wp[L.W_FOG_DIST], wp[L.W_FOG_NORM]
     fog_r, fog_g, fog_b = wp[L.W_FOG_R], wp[L.W_FOG_G], wp[L.W_FOG_B]
     tint_r, tint_g, tint_b = wp[L.W_TINT_R], wp[L.W_TINT_G], wp[L.W_TINT_B]
@@ -473,18 +472,17 @@ def _colour_boxes(img, pose, cb, rays, mount, bufs, wp):
                 )
             k = light * (1.0 - f)
             r, g, b = r * tint_r, g * tint_g, b * tint_b
-        row, col = p // w, p % w
-        img[row, col, 0] = np.uint8(min(255.0, r * k + fog_r * f + 0.5))
-        img[row, col, 1] = np.uint8(min(255.0, g * k + fog_g * f + 0.5))
-        img[row, col, 2] = np.uint8(min(255.0, b * k + fog_b * f + 0.5))
+        img[p, 0] = np.uint8(min(255.0, r * k + fog_r * f + 0.5))
+        img[p, 1] = np.uint8(min(255.0, g * k + fog_g * f + 0.5))
+        img[p, 2] = np.uint8(min(255.0, b * k + fog_b * f + 0.5))
 
 
 @_helper
 def _colour_ground(
     img, pose, win, level, ground, gadd, bg, tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale
 ):
-    """Colour every pixel no box won: the ground's texel at the pixel's mip level, or the background."""
-    w = img.shape[1]
+    """Colour every pixel no box won (``img`` (P, 3)): the ground's texel at the pixel's mip level, or
+    the background."""
     ce, se = pose[4], pose[5]
     tx, ty = pose[0] - tex_origin[0], pose[1] - tex_origin[1]
     out0, out1, out2 = (
@@ -495,10 +493,9 @@ def _colour_ground(
     for p in range(level.shape[0]):
         if win[p] >= 0:
             continue
-        row, col = p // w, p % w
         lvl = level[p]
         if lvl < 0:
-            img[row, col, 0], img[row, col, 1], img[row, col, 2] = bg[p, 0], bg[p, 1], bg[p, 2]
+            img[p, 0], img[p, 1], img[p, 2] = bg[p, 0], bg[p, 1], bg[p, 2]
             continue
         gx, gy = ground[p, 0], ground[p, 1]
         s = inv_scale[lvl]
@@ -513,9 +510,9 @@ def _colour_ground(
         else:
             r, g, b = out0, out1, out2
         m = ground[p, 3]
-        img[row, col, 0] = np.uint8(min(255.0, r * m + gadd[p, 0] + 0.5))
-        img[row, col, 1] = np.uint8(min(255.0, g * m + gadd[p, 1] + 0.5))
-        img[row, col, 2] = np.uint8(min(255.0, b * m + gadd[p, 2] + 0.5))
+        img[p, 0] = np.uint8(min(255.0, r * m + gadd[p, 0] + 0.5))
+        img[p, 1] = np.uint8(min(255.0, g * m + gadd[p, 1] + 0.5))
+        img[p, 2] = np.uint8(min(255.0, b * m + gadd[p, 2] + 0.5))
 
 
 # -- one camera, all frames ----------------------------------------------------------------
@@ -537,10 +534,11 @@ def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex
         n = _consider(actors, i, pose, view, tz, sig_row, lamps_on, cb, cd, n)
     _draw_sorted(cb, cd, 0, n, pose, view, rays[c], bufs, scratch, wp)
     _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays[c], bufs, scratch, sig_row, wp)
-    _colour_boxes(img, pose, cb, rays[c], mount[c], bufs, wp)
+    pixels = img.reshape(h * w, 3)  # row-major: pixel p is row p // w, column p % w
+    _colour_boxes(pixels, pose, cb, rays[c], mount[c], bufs, wp)
     tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale = tex
     _colour_ground(
-        img,
+        pixels,
         pose,
         win,
         level[c],
