@@ -100,7 +100,7 @@ _TYPES = len(ActorType)
 _PART_START = np.searchsorted(_PARTS[:, 0], np.arange(_TYPES + 1)).astype(np.int64)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _hash(i, salt):
     h = (i * 2654435761 + salt * 40503) & 0xFFFFFFFF
     h ^= h >> 15
@@ -108,26 +108,38 @@ def _hash(i, salt):
     return h ^ (h >> 13)
 
 
-@numba.njit(cache=True)
-def _colour(src, aid, part, palettes):
+@numba.njit(cache=True, inline="always")
+def _pick(palette, aid, salt):
+    """The row of ``palette`` that actor ``aid`` takes (a hash, salted per part)."""
+    k = _hash(aid, salt) % palette.shape[0]
+    return palette[k, 0], palette[k, 1], palette[k, 2]
+
+
+@numba.njit(cache=True, inline="always")
+def _colour(src, aid, parts, k, palettes):
+    """(r, g, b) of part ``k``: from its palette by the actor's id, or the part's fixed colour.
+
+    Scalars, not rows: a row per part cost an allocation each (most of the packing time).
+    """
     car, cargo, shirt, trousers, skin, glass = palettes
     if src == _BODY:
-        return car[_hash(aid, 1) % car.shape[0]]
+        return _pick(car, aid, 1)
     if src == _GLASS:
-        body = car[_hash(aid, 1) % car.shape[0]]
-        return 0.3 * body + 0.7 * glass
+        r, g, b = _pick(car, aid, 1)
+        return 0.3 * r + 0.7 * glass[0], 0.3 * g + 0.7 * glass[1], 0.3 * b + 0.7 * glass[2]
     if src == _CARGO:
-        return cargo[_hash(aid, 2) % cargo.shape[0]]
+        return _pick(cargo, aid, 2)
     if src == _SHIRT:
-        return shirt[_hash(aid, 3) % shirt.shape[0]]
+        return _pick(shirt, aid, 3)
     if src == _TROUSERS:
-        return trousers[_hash(aid, 4) % trousers.shape[0]]
+        return _pick(trousers, aid, 4)
     if src == _SKIN:
-        return skin[_hash(aid, 5) % skin.shape[0]]
-    return part[9:12].copy()
+        return _pick(skin, aid, 5)
+    return parts[k, 9], parts[k, 10], parts[k, 11]
 
 
-@numba.njit(cache=True)
+# no reference counting (it never allocates): with it, every actor paid atomic counts on its arrays
+@numba.njit(cache=True, _nrt=False)
 def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
     """Write every actor's part boxes into ``out`` (world frame); returns the box count."""
     n = 0
@@ -136,23 +148,20 @@ def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
         c, s = np.cos(yaw[a]), np.sin(yaw[a])
         height = 2.0 * half[a, 2]
         for k in range(part_start[t], part_start[t + 1]):
-            part = parts[k]
-            ox, oy = part[1] * half[a, 0], part[2] * half[a, 1]
-            row = out[n]
-            row[L.X] = xyz[a, 0] + c * ox - s * oy
-            row[L.Y] = xyz[a, 1] + s * ox + c * oy
-            row[L.Z] = xyz[a, 2] + part[3] * height
-            row[L.YAW] = yaw[a]
-            row[L.HX] = part[5] * half[a, 0]
-            row[L.HY] = part[6] * half[a, 1]
-            row[L.HZ] = 0.5 * (part[4] - part[3]) * height
-            rgb = _colour(int(part[7]), ids[a], part, palettes)
-            row[L.R], row[L.G], row[L.B] = rgb[0], rgb[1], rgb[2]
-            row[L.MAT] = part[8]
-            row[L.AUX] = 0.0
-            row[L.AUX2] = 0.0
-            row[L.RADIUS] = np.sqrt(row[L.HX] ** 2 + row[L.HY] ** 2 + row[L.HZ] ** 2)
-            row[L.LOD_PX] = 0.0
+            ox, oy = parts[k, 1] * half[a, 0], parts[k, 2] * half[a, 1]
+            out[n, L.X] = xyz[a, 0] + c * ox - s * oy
+            out[n, L.Y] = xyz[a, 1] + s * ox + c * oy
+            out[n, L.Z] = xyz[a, 2] + parts[k, 3] * height
+            out[n, L.YAW] = yaw[a]
+            hx, hy = parts[k, 5] * half[a, 0], parts[k, 6] * half[a, 1]
+            hz = 0.5 * (parts[k, 4] - parts[k, 3]) * height
+            out[n, L.HX], out[n, L.HY], out[n, L.HZ] = hx, hy, hz
+            out[n, L.R], out[n, L.G], out[n, L.B] = _colour(int(parts[k, 7]), ids[a], parts, k, palettes)
+            out[n, L.MAT] = parts[k, 8]
+            out[n, L.AUX] = 0.0
+            out[n, L.AUX2] = 0.0
+            out[n, L.RADIUS] = np.sqrt(hx**2 + hy**2 + hz**2)
+            out[n, L.LOD_PX] = 0.0
             n += 1
     return n
 
