@@ -11,23 +11,31 @@ with ``info["autopilot_action"]`` as its label, whoever drove. Drivers:
 
 :func:`collect` spreads episodes over towns and routes (random routes of
 :attr:`CollectConfig.route_length_m` on each of :attr:`CollectConfig.maps`), each
-episode seeded from :attr:`CollectConfig.seed`, and returns :class:`~policy.data.Samples`.
+episode seeded from :attr:`CollectConfig.seed`, or cycles through the (scenario, seed)
+entries of a scenario-library suite (:attr:`CollectConfig.suite`, scripted events and
+all), and yields :class:`~policy.data.Samples` per episode. With a ``store`` folder every
+episode is also recorded into the episode store (:class:`envs.recorder.RecorderWrapper`):
+the executed action is the perturbed one, the driver ``autopilot``, and the row's
+``autopilot_action`` the corrective label that ``train bc --data STORE`` reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 from envs.config import DrivingEnvConfig
 from policy.data import Samples, future_waypoints
-from sim.errors import ConfigError
+from sim.errors import ConfigError, RouteError
+from sim.scenario import Scenario
 
 __all__ = [
     "PerturbationConfig",
@@ -35,10 +43,17 @@ __all__ = [
     "Driver",
     "NoisyAutopilot",
     "EpisodeLog",
+    "EpisodeJob",
     "rollout",
     "collect",
+    "episode_plan",
+    "suite_plan",
     "training_maps",
+    "PERTURBATION_POLICY_ID",
 ]
+
+#: the policy id of episodes the perturbed autopilot recorded into a store
+PERTURBATION_POLICY_ID = "autopilot+perturbation"
 
 
 def training_maps(first: int, count: int) -> tuple[str, ...]:
@@ -79,6 +94,17 @@ class CollectConfig:
     every: int = field(default=2, metadata={"help": "keep every k-th frame"})
     max_steps: int = field(default=3000, metadata={"help": "steps per episode at most"})
     seed: int = field(default=0, metadata={"help": "seed of the first episode; episode k uses seed + k"})
+    suite: str = field(
+        default="",
+        metadata={
+            "help": "a scenario-library suite (train, eval, smoke or a .yaml file) to drive instead of "
+            "random routes on --maps: episode k drives entry k of its (scenario, seed) entries, cycling"
+        },
+    )
+    rig: str = field(
+        default="front",
+        metadata={"help": "camera rig of every episode (a suite's scenarios too: one layout to train on)"},
+    )
     perturb: PerturbationConfig = field(default_factory=PerturbationConfig)
 
     def __post_init__(self) -> None:
@@ -137,6 +163,7 @@ class EpisodeLog:
     termination: str = ""
     takeovers: int = 0
     expert_share: float = 0.0
+    skipped: str = ""  # why the episode was not driven (its route could not be planned)
 
 
 def _keep(obs: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -157,12 +184,14 @@ def rollout(
     every: int = 1,
     max_steps: int = 3000,
     takeover_weight: float = 1.0,
+    driver_seed: int | None = None,
 ) -> tuple[Samples, EpisodeLog]:
-    """One episode of ``env`` (reset with ``seed``) driven by ``driver``; every ``every``-th
-    frame is kept with the autopilot's action as its label. Frames where the driver
-    reports a takeover start (``driver.takeover_started``) weigh ``takeover_weight``."""
+    """One episode of ``env`` (reset with ``seed``) driven by ``driver`` (reset with
+    ``driver_seed``, default ``seed``); every ``every``-th frame is kept with the
+    autopilot's action as its label. Frames where the driver reports a takeover start
+    (``driver.takeover_started``) weigh ``takeover_weight``."""
     obs, info = env.reset(seed=seed)
-    driver.reset(seed)
+    driver.reset(seed if driver_seed is None else driver_seed)
     frames, labels, weights, keep_steps = [], [], [], []
     pose, expert = [], []
     log = EpisodeLog()
@@ -185,7 +214,8 @@ def rollout(
     log.score = dict(info["score"])
     log.termination = info["termination_reason"].value
     log.expert_share = float(np.mean(expert)) if expert else 0.0
-    wp, valid = future_waypoints(np.asarray(pose, np.float64), np.asarray(expert), env.config.world.dt_s)
+    dt_s = env.unwrapped.config.world.dt_s
+    wp, valid = future_waypoints(np.asarray(pose, np.float64), np.asarray(expert), dt_s)
     idx = np.asarray(keep_steps, np.int64)
     samples = Samples(
         camera=np.stack([f["camera"] for f in frames]),
@@ -201,22 +231,55 @@ def rollout(
     return samples, log
 
 
-class EnvPool:
-    """One :class:`envs.DrivingEnv` per town, sharing map assets; built on first use."""
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode to drive: the env's reset ``seed`` on ``town`` (a map spec: a random
+    route there), or in ``scenario`` (its map, route, traffic and events); the driver is
+    reset with ``driver_seed`` (default: ``seed``)."""
 
-    def __init__(self, base: DrivingEnvConfig):
+    town: str
+    seed: int
+    scenario: Scenario | None = None
+    driver_seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The scenario's name, or the town."""
+        return self.town if self.scenario is None else self.scenario.name
+
+
+class _DriverLabel(gym.Wrapper):
+    """Says who drove in every step's ``info`` (``driver``), which the recorder keeps."""
+
+    def __init__(self, env: gym.Env, driver: str):
+        super().__init__(env)
+        self.driver = driver
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "driver": self.driver}
+
+
+class EnvPool:
+    """One :class:`envs.DrivingEnv` per town or scenario, sharing map assets; built on first
+    use and wrapped once by ``wrap`` (a recorder) when given. ``close`` closes them all."""
+
+    def __init__(self, base: DrivingEnvConfig, wrap: Callable[[Any], Any] | None = None):
         from envs.world import SharedAssets
 
         self.base = base
+        self.wrap = wrap
         self.assets = SharedAssets()
         self._envs: dict[str, Any] = {}
 
-    def get(self, map_spec: str, **changes: Any) -> Any:
+    def get(self, map_spec: str, scenario: Scenario | None = None) -> Any:
         from envs.driving import DrivingEnv
 
-        key = map_spec + repr(sorted(changes.items()))
+        key = map_spec if scenario is None else f"{map_spec}|{scenario.name}|{scenario.rig}"
         if key not in self._envs:
-            self._envs[key] = DrivingEnv(self.base.replace(map=map_spec, **changes), assets=self.assets)
+            config = self.base.replace(map=scenario.map if scenario else map_spec, scenario=scenario)
+            env = DrivingEnv(config, assets=self.assets)
+            self._envs[key] = env if self.wrap is None else self.wrap(env)
         return self._envs[key]
 
     def close(self) -> None:
@@ -225,9 +288,39 @@ class EnvPool:
         self._envs.clear()
 
 
-def episode_plan(maps: tuple[str, ...], episodes: int, seed: int) -> list[tuple[str, int]]:
-    """(town, episode seed) of each episode: towns in turn, seeds ``seed + k``."""
-    return [(maps[k % len(maps)], seed + k) for k in range(episodes)]
+def episode_plan(maps: tuple[str, ...], episodes: int, seed: int) -> list[EpisodeJob]:
+    """Random routes: towns in turn, episode k seeded ``seed + k``."""
+    return [EpisodeJob(maps[k % len(maps)], seed + k) for k in range(episodes)]
+
+
+def suite_plan(
+    suite: str, episodes: int, seed: int, rig: str | None = None
+) -> tuple[list[EpisodeJob], list[tuple[str, str]]]:
+    """Episode k drives entry ``k mod n`` of the ``n`` runnable (scenario, seed) entries of the
+    scenario-library ``suite`` (reset with the entry's seed, so a suite's seeds stay its
+    own; the driver seeded ``seed + k``, so a repeated entry is perturbed differently),
+    every scenario with camera rig ``rig`` (None: its own). Also (name, reason) of the
+    entries skipped because their data is absent (a CARLA town)."""
+    from sim.scenarios import load_suite, suite_jobs
+
+    jobs, skipped = suite_jobs(load_suite(suite))
+    if not jobs:
+        reasons = "; ".join(f"{n}: {r}" for n, r in dict(skipped).items())
+        raise ConfigError(f"suite {suite}: none of its scenarios can run here ({reasons})")
+    plan = []
+    for k in range(episodes):
+        job = jobs[k % len(jobs)]
+        scenario = job.scenario if rig is None else dataclasses.replace(job.scenario, rig=rig)
+        plan.append(EpisodeJob(scenario.map, job.seed, scenario, seed + k))
+    return plan, skipped
+
+
+def plan_for(config: CollectConfig) -> tuple[list[EpisodeJob], list[tuple[str, str]]]:
+    """What :func:`collect` drives for ``config``: its suite's entries, or random routes on
+    its maps; and the suite entries skipped here."""
+    if config.suite:
+        return suite_plan(config.suite, config.episodes, config.seed, config.rig)
+    return episode_plan(config.maps, config.episodes, config.seed), []
 
 
 @dataclass(frozen=True)
@@ -251,70 +344,118 @@ class DriverSpec:
             return GatedPolicy(CheckpointPolicy(self.checkpoint), self.gate, dt_s)
         raise ConfigError(f"DriverSpec.kind must be noisy or gated, got {self.kind!r}")
 
+    def policy_id(self) -> str:
+        """The policy id of the episodes this driver records into a store."""
+        if self.kind == "gated":
+            ckpt = Path(self.checkpoint)
+            return f"ckpt:{ckpt.parent.name}/{ckpt.name}+autopilot-gate"
+        return PERTURBATION_POLICY_ID
+
+
+def _recorded(env: Any, spec: DriverSpec, store: str) -> Any:
+    """``env`` recording into ``store``: the perturbed autopilot's episodes with driver
+    ``autopilot``; a gated policy's through a :class:`envs.takeover.TakeoverWrapper` that
+    the driver tells when the autopilot takes over, so each takeover is an intervention."""
+    from envs.recorder import RecorderWrapper
+    from envs.takeover import TakeoverWrapper
+
+    inner = TakeoverWrapper(env) if spec.kind == "gated" else _DriverLabel(env, "autopilot")
+    return RecorderWrapper(inner, store, policy_id=spec.policy_id())
+
 
 def _episodes(
-    plan: list[tuple[str, int]], spec: DriverSpec, base: DrivingEnvConfig, every: int, max_steps: int
-) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
-    pool = EnvPool(base)
+    plan: list[EpisodeJob],
+    spec: DriverSpec,
+    base: DrivingEnvConfig,
+    every: int,
+    max_steps: int,
+    store: str | None = None,
+) -> Iterator[tuple[EpisodeJob, Samples | None, EpisodeLog]]:
+    wrap = None if store is None else (lambda env: _recorded(env, spec, store))
+    pool = EnvPool(base, wrap)
     driver = spec.build(base.world.dt_s)
     try:
-        for town, seed in plan:
-            samples, log = rollout(
-                pool.get(town),
-                driver,
-                seed,
-                every=every,
-                max_steps=max_steps,
-                takeover_weight=spec.takeover_weight,
-            )
-            yield town, seed, samples, log
+        for job in plan:
+            env = pool.get(job.town, job.scenario)
+            if store is not None and hasattr(driver, "attach"):
+                driver.attach(env.env)  # the TakeoverWrapper under the recorder
+            try:
+                samples, log = rollout(
+                    env,
+                    driver,
+                    job.seed,
+                    every=every,
+                    max_steps=max_steps,
+                    takeover_weight=spec.takeover_weight,
+                    driver_seed=job.driver_seed,
+                )
+            except RouteError as exc:  # this seed's route cannot be planned: the next one
+                yield job, None, EpisodeLog(termination="skipped", skipped=str(exc))
+                continue
+            yield job, samples, log
     finally:
         pool.close()
 
 
-def _worker(args: tuple) -> list[tuple[str, int, str, dict]]:
+def _worker(args: tuple) -> list[tuple[int, str, dict]]:
     """Run a share of the plan in a child process; frames go to .npz files (no pickle)."""
-    plan, spec, base, every, max_steps, folder = args
+    share, spec, base, every, max_steps, folder, store, keep = args
     import torch
 
     torch.set_num_threads(1)
     out = []
-    for town, seed, samples, log in _episodes(plan, spec, base, every, max_steps):
-        path = Path(folder) / f"episode_{seed}.npz"
-        samples.save_npz(path)
-        out.append((town, seed, str(path), dataclasses.asdict(log)))
+    jobs = [job for _, job in share]
+    for (index, _), (_, samples, log) in zip(
+        share, _episodes(jobs, spec, base, every, max_steps, store), strict=True
+    ):
+        path = ""
+        if keep and samples is not None:
+            path = str(samples.save_npz(Path(folder) / f"episode_{index}.npz"))
+        out.append((index, path, dataclasses.asdict(log)))
     return out
 
 
 def run_episodes(
-    plan: list[tuple[str, int]],
+    plan: list[EpisodeJob],
     spec: DriverSpec,
     base: DrivingEnvConfig,
     *,
     every: int,
     max_steps: int,
     workers: int = 1,
-) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
-    """Drive each (town, seed) of ``plan``; yields (town, seed, samples, log) per episode,
-    in plan order. ``workers`` > 1 spreads the towns over that many processes (each
-    keeps its towns' assets; results are the same as in one process)."""
+    store: str | os.PathLike | None = None,
+    keep_samples: bool = True,
+) -> Iterator[tuple[str, int, Samples | None, EpisodeLog]]:
+    """Drive each job of ``plan``; yields (name, seed, samples, log) per episode, in plan
+    order. ``workers`` > 1 spreads the towns over that many processes (each keeps its
+    towns' assets; results are the same as in one process). With ``store`` every episode
+    is recorded there too; ``keep_samples=False`` yields ``None`` for the frames. An
+    episode whose route cannot be planned yields ``None`` and ``log.skipped`` (the reason)."""
+    folder_store = None if store is None else str(store)
     if workers <= 1 or len(plan) <= 1:
-        yield from _episodes(plan, spec, base, every, max_steps)
+        for job, samples, log in _episodes(plan, spec, base, every, max_steps, folder_store):
+            yield job.name, job.seed, samples if keep_samples else None, log
         return
     import multiprocessing
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
 
-    towns = sorted({t for t, _ in plan}, key=[t for t, _ in plan].index)
-    shares = [[p for p in plan if towns.index(p[0]) % workers == w] for w in range(workers)]
+    towns = list(dict.fromkeys(job.town for job in plan))
+    indexed = list(enumerate(plan))
+    shares = [[p for p in indexed if towns.index(p[1].town) % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="loopdrive-episodes-") as folder:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            jobs = [(share, spec, base, every, max_steps, folder) for share in shares if share]
-            done = {(t, s): (path, log) for result in ex.map(_worker, jobs) for t, s, path, log in result}
-        for town, seed in plan:
-            path, log = done[(town, seed)]
-            yield town, seed, Samples.load_npz(path), EpisodeLog(**log)
+            jobs = [
+                (share, spec, base, every, max_steps, folder, folder_store, keep_samples)
+                for share in shares
+                if share
+            ]
+            done = {i: (path, log) for result in ex.map(_worker, jobs) for i, path, log in result}
+        for index, job in indexed:
+            path, log = done[index]
+            samples = Samples.load_npz(path) if path else None
+            yield job.name, job.seed, samples, EpisodeLog(**log)
 
 
 def collect(
@@ -322,15 +463,28 @@ def collect(
     env_config: DrivingEnvConfig | None = None,
     *,
     workers: int = 1,
-) -> Iterator[tuple[str, int, Samples, EpisodeLog]]:
-    """Drive :attr:`CollectConfig.episodes` episodes with :class:`NoisyAutopilot`; yields
-    (town, seed, samples, log) per episode."""
+    store: str | os.PathLike | None = None,
+    keep_samples: bool = True,
+) -> Iterator[tuple[str, int, Samples | None, EpisodeLog]]:
+    """Drive :attr:`CollectConfig.episodes` episodes with :class:`NoisyAutopilot` (see
+    :func:`plan_for`); yields (town or scenario, seed, samples, log) per episode. With
+    ``store`` each episode is recorded into that episode store folder as well
+    (``keep_samples=False``: only there)."""
     base = (env_config or DrivingEnvConfig()).replace(
-        route_length_m=config.route_length_m, autopilot_in_info=True
+        route_length_m=config.route_length_m, autopilot_in_info=True, rig=config.rig
     )
-    plan = episode_plan(config.maps, config.episodes, config.seed)
+    plan, _ = plan_for(config)
     spec = DriverSpec("noisy", perturb=config.perturb)
-    yield from run_episodes(plan, spec, base, every=config.every, max_steps=config.max_steps, workers=workers)
+    yield from run_episodes(
+        plan,
+        spec,
+        base,
+        every=config.every,
+        max_steps=config.max_steps,
+        workers=workers,
+        store=store,
+        keep_samples=keep_samples,
+    )
 
 
 def replace(config: CollectConfig, **changes: Any) -> CollectConfig:

@@ -10,7 +10,10 @@ action; the frames where a takeover starts (the interventions) weigh
 ``takeover_weight`` in the loss. The new frames join the data and the network is
 trained again (warm-started, ``bc.epochs`` passes over all of it).
 
-:func:`run_dagger` runs the iterations and writes a checkpoint after each.
+:func:`run_dagger` runs the iterations and writes a checkpoint after each. With a
+``store`` folder the rollouts are also recorded into the episode store: each takeover
+goes through an :class:`envs.takeover.TakeoverWrapper` (trigger ``disagreement``,
+driver ``autopilot``), so the catalog lists the interventions with their context.
 """
 
 from __future__ import annotations
@@ -91,6 +94,14 @@ class GatedPolicy:
         self._left = 0
         self._apart = 0
         self.takeover_started = False
+        self.takeover: Any = None
+
+    def attach(self, takeover: Any) -> None:
+        """Drive through ``takeover`` (an :class:`envs.takeover.TakeoverWrapper`): the
+        autopilot takes over and hands back there, which applies its action and reports
+        the intervention; :meth:`act` then returns the policy's own wish (the recorded
+        ``policy_action``). The executed actions are the same as without it."""
+        self.takeover = takeover
 
     def reset(self, seed: int) -> None:
         self._left = self._apart = 0
@@ -107,14 +118,19 @@ class GatedPolicy:
         self.takeover_started = False
         if self._left > 0:
             self._left -= 1
-            return pilot, True
+            return (pilot if self.takeover is None else self.policy.act(obs)), True
+        if self.takeover is not None and self.takeover.driver == "autopilot":
+            self.takeover.hand_back()
         mine = self.policy.act(obs)
         self._apart = self._apart + 1 if self._disagree(mine, pilot) else 0
         if self._apart >= self.gate.patience:
             self._apart = 0
             self._left = self.hold_steps - 1
             self.takeover_started = True
-            return pilot, True
+            if self.takeover is None:
+                return pilot, True
+            self.takeover.take_over("autopilot", "disagreement")
+            return mine, True
         return mine, False
 
 
@@ -125,9 +141,10 @@ def dagger_rollouts(
     iteration: int,
     env_config: DrivingEnvConfig | None = None,
     progress: Callable[[str, int, EpisodeLog], None] | None = None,
+    store: str | os.PathLike | None = None,
 ) -> tuple[Samples, list[EpisodeLog]]:
     """One round of gated rollouts of the policy at ``checkpoint``; the labelled frames and
-    the logs (``config.workers`` processes)."""
+    the logs (``config.workers`` processes); recorded into ``store`` too when given."""
     base = (env_config or DrivingEnvConfig()).replace(
         route_length_m=config.route_length_m, autopilot_in_info=True
     )
@@ -137,8 +154,16 @@ def dagger_rollouts(
     plan = episode_plan(maps, config.episodes, config.seed + iteration * config.episodes)
     parts, logs = [], []
     for town, seed, samples, log in run_episodes(
-        plan, spec, base, every=config.every, max_steps=config.max_steps, workers=config.workers
+        plan,
+        spec,
+        base,
+        every=config.every,
+        max_steps=config.max_steps,
+        workers=config.workers,
+        store=store,
     ):
+        if log.skipped:
+            continue
         parts.append(samples)
         logs.append(log)
         if progress is not None:
@@ -157,9 +182,11 @@ def run_dagger(
     env_config: DrivingEnvConfig | None = None,
     log_dir: str | os.PathLike | None = None,
     progress: Callable[[str, int, EpisodeLog], None] | None = None,
+    store: str | os.PathLike | None = None,
 ) -> tuple[DrivingNetwork, list[dict[str, Any]]]:
     """BC on ``data`` (unless ``network`` is given), then ``config.iterations`` DAgger rounds.
-    Checkpoints go to ``out/iter_K``; the final one to ``out`` itself."""
+    Checkpoints go to ``out/iter_K``; the final one to ``out`` itself. With ``store`` the
+    rollouts are recorded into that episode store folder as well."""
     out = Path(out)
     history: list[dict[str, Any]] = []
     if network is None:
@@ -168,7 +195,7 @@ def run_dagger(
     else:
         save_checkpoint(out / "iter_0", network, {"kind": "init"})
     for k in range(1, config.iterations + 1):
-        new, logs = dagger_rollouts(out / f"iter_{k - 1}", config, maps, k, env_config, progress)
+        new, logs = dagger_rollouts(out / f"iter_{k - 1}", config, maps, k, env_config, progress, store)
         data = Samples.concat([data, new])
         takeovers = sum(log.takeovers for log in logs)
         policy_share = 1.0 - float(np.mean([log.expert_share for log in logs]))

@@ -72,6 +72,13 @@ class Samples:
         parts = [p for p in parts if len(p)]
         if not parts:
             raise DataError("no frames to train on: every part is empty")
+        for f in dataclasses.fields(cls):
+            shapes = sorted({getattr(p, f.name).shape[1:] for p in parts})
+            if len(shapes) > 1:
+                raise DataError(
+                    f"frames of different layouts cannot train one network: {f.name} "
+                    f"{' vs '.join(str(s) for s in shapes)} (collect with one --rig)"
+                )
         return cls(
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)}
         )

@@ -28,7 +28,7 @@ from sim.errors import LoopdriveError, RouteError
 from sim.evaluation import RouteJob
 from sim.scoring import RouteResult, score_route
 
-__all__ = ["Policy", "AutopilotPolicy", "RandomPolicy", "make_policy", "run_job", "evaluate_jobs"]
+__all__ = ["Policy", "AutopilotPolicy", "RandomPolicy", "make_policy", "rig_for", "run_job", "evaluate_jobs"]
 
 
 class Policy(Protocol):
@@ -83,6 +83,10 @@ class NetworkPolicy:
         self.inner = CheckpointPolicy(path)
         self.name = str(self.inner.path)
 
+    @property
+    def camera_count(self) -> int:
+        return self.inner.layout.camera_count
+
     def check(self, layout: ObservationLayout) -> None:
         self.inner.check_layout(layout)
 
@@ -105,10 +109,23 @@ def make_policy(spec: str, seed: int = 0) -> Any:
         raise LoopdriveError(f"--policy {spec}: {exc} (or use autopilot, random, default)") from None
 
 
-def _env_for(base: DrivingEnvConfig, job: RouteJob, assets: Any, rig: str | None) -> Any:
+def rig_for(policy: Any, scenario_rig: str) -> str:
+    """The scenario's camera rig, unless ``policy`` is a checkpoint made for another camera
+    count: then the first rig with its count (the world and its scores do not depend on
+    the cameras, so scores stay comparable)."""
+    from sim.render.camera import RIG_NAMES, rig
+
+    count = getattr(policy, "camera_count", None)
+    if count is None or len(rig(scenario_rig)) == count:
+        return scenario_rig
+    return next((name for name in RIG_NAMES if len(rig(name)) == count), scenario_rig)
+
+
+def _env_for(base: DrivingEnvConfig, job: RouteJob, assets: Any, rig: str | None, policy: Any) -> Any:
     from envs.driving import DrivingEnv
 
-    scenario = job.scenario if rig is None else dataclasses.replace(job.scenario, rig=rig)
+    chosen = rig_for(policy, job.scenario.rig) if rig is None else rig
+    scenario = dataclasses.replace(job.scenario, rig=chosen)
     return DrivingEnv(base.replace(map=scenario.map, scenario=scenario), assets=assets)
 
 
@@ -134,7 +151,8 @@ def evaluate_jobs(
     """Drive every job with ``policy`` through the env; yields (job, result, message) as
     each ends (``None`` and the reason for an unplannable route when ``skip_unplannable``).
     ``env_config`` sets the camera size and route map (its map and scenario are the jobs');
-    the camera rig is the scenario's unless ``rig`` names another."""
+    the camera rig is the scenario's unless ``rig`` names another (or the scenario's does
+    not fit a checkpoint's camera count: :func:`rig_for`)."""
     from envs.world import SharedAssets
 
     base = (env_config or DrivingEnvConfig()).replace(
@@ -144,7 +162,7 @@ def evaluate_jobs(
     for job in jobs:
         env = None
         try:
-            env = _env_for(base, job, assets, rig)
+            env = _env_for(base, job, assets, rig, policy)
             if hasattr(policy, "check"):
                 policy.check(ObservationLayout.from_space(env.observation_space))
             yield job, run_job(env, job, policy), ""

@@ -1,11 +1,20 @@
 """``loopdrive evaluate``: drive a policy closed-loop on a suite of routes and score it,
 on the embedded simulator or a CARLA server (``--backend carla --host H --port P``).
 
+What is driven: ``--map M... --routes R...`` (Leaderboard route files or ``random:N``
+routes on each map), or ``--suite S``: a scenario-library suite (``train``, ``eval``,
+``smoke`` or a .yaml), each entry a scenario with its seed and scripted events.
+
 ``--policy`` takes ``autopilot``, ``random``, ``default`` (the shipped checkpoint) or a
 checkpoint folder. Checkpoints see the world through the env's cameras and route map
-(:mod:`policy.evaluate`); the autopilot and the random policy drive the bare world
-(:mod:`sim.evaluation`), which scores exactly as the env path on the same routes and
-seeds (``--through-env`` drives them through the env as well).
+(:mod:`policy.evaluate`); with ``--map`` the autopilot and the random policy drive the
+bare world (:mod:`sim.evaluation`), which scores exactly as the env path on the same
+routes and seeds (``--through-env`` drives them through the env as well); with
+``--suite`` every policy drives through the env.
+
+``--out result.json``: ``policy``, ``seed``, ``suite`` (DS, RC, IP means, infractions
+and collisions per km completed, route count), ``routes`` (each route's scores, counts
+and rates) and, with ``--suite``, ``suite_name`` and the ``skipped`` entries.
 """
 
 from __future__ import annotations
@@ -47,16 +56,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--map",
         nargs="+",
-        required=True,
+        default=None,
         metavar="MAP",
         help="maps: .xodr, .osm or generated:SEED (with --backend carla also a town name: Town03)",
     )
     parser.add_argument(
         "--routes",
         nargs="+",
-        required=True,
+        default=None,
         metavar="ROUTES",
         help="Leaderboard route files (routes of each map's town are driven), or random:N",
+    )
+    parser.add_argument(
+        "--suite",
+        default=None,
+        metavar="SUITE",
+        help="a scenario-library suite (train, eval, smoke or a .yaml) instead of --map/--routes; "
+        "its scenarios bring their traffic",
     )
     parser.add_argument(
         "--length", type=float, default=1000.0, metavar="M", help="length of random routes (m)"
@@ -116,7 +132,37 @@ def _row(r) -> str:
     )
 
 
+def _check_source(args: argparse.Namespace) -> None:
+    if args.suite is not None and (args.map or args.routes):
+        raise LoopdriveError("--suite replaces --map and --routes: give one or the other")
+    if args.suite is None and not (args.map and args.routes):
+        raise LoopdriveError("nothing to drive: give --map MAP... --routes ROUTES..., or --suite SUITE")
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from envs.config import DrivingEnvConfig
+    from policy.evaluate import evaluate_jobs, make_policy
+    from sim.scenarios import load_suite, suite_jobs
+
+    policy = make_policy(args.policy, args.seed)  # a bad checkpoint fails before any map is built
+    if args.out is not None and not args.out.parent.is_dir():
+        raise LoopdriveError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    suite = load_suite(args.suite)
+    jobs, skipped = suite_jobs(suite)
+    for name, reason in dict(skipped).items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if not jobs:
+        raise LoopdriveError(f"--suite {args.suite}: no scenario of it can run here (every one was skipped)")
+    env_config = DrivingEnvConfig(**env_overrides(args))
+    results = evaluate_jobs(jobs, policy, env_config, rig=args.rig, skip_unplannable=True)
+    extra = {"suite_name": suite.name, "skipped": [{"scenario": n, "reason": r} for n, r in skipped]}
+    return _drive(results, args, len(jobs), extra)
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_source(args)
+    if args.suite is not None:
+        return _run_suite(args)
     traffic = config_from_args(TrafficConfig, args)
     if _through_env(args):  # a bad checkpoint fails now, before any map is built
         from policy.evaluate import make_policy
@@ -151,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         backend.close()  # a CARLA server gets its settings back and loses our actors
 
 
-def _drive(results_iter, args: argparse.Namespace, count: int) -> int:
+def _drive(results_iter, args: argparse.Namespace, count: int, extra: dict | None = None) -> int:
     from sim.scoring import SuiteResult
 
     out: Path | None = args.out
@@ -168,13 +214,14 @@ def _drive(results_iter, args: argparse.Namespace, count: int) -> int:
             results.append(result)
             tqdm.write(_row(result))
     suite = SuiteResult(results)
-    d = {"policy": args.policy, "seed": args.seed, **suite.to_dict()}
+    d = {"policy": args.policy, "seed": args.seed, **(extra or {}), **suite.to_dict()}
     s = d["suite"]
     per_km = s["infractions_per_km"]
     total_per_km = per_km.get("total", per_km) if isinstance(per_km, dict) else per_km
     print(
         f"suite: {s['route_count']} routes  DS {s['driving_score']:.1f}  RC {s['route_completion']:.1f}  "
-        f"IP {s['infraction_penalty']:.3f}  infractions/km {total_per_km}  ({time.perf_counter() - t0:.0f} s)"
+        f"IP {s['infraction_penalty']:.3f}  infractions/km {total_per_km:.2f}  "
+        f"collisions/km {s['collisions_per_km']:.2f}  ({time.perf_counter() - t0:.0f} s)"
     )
     if out is not None:
         tmp = out.with_suffix(out.suffix + ".tmp")

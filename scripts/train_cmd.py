@@ -2,7 +2,9 @@
 
 * ``bc --data SET.npz... --out CKPT``: behaviour cloning on collected frames.
 * ``dagger --data SET.npz... --out CKPT --iterations K``: BC (or ``--init CKPT``), then
-  K rounds of gated policy rollouts labelled by the autopilot, retraining after each.
+  K rounds of gated policy rollouts labelled by the autopilot, retraining after each;
+  ``--store DIR`` records the rollouts into an episode store too (each takeover an
+  intervention of the catalog, trigger ``disagreement``).
 * ``ppo --out CKPT --timesteps N [--init CKPT]``: Stable-Baselines3 PPO on the
   batched env with the same encoder; the result is saved as a checkpoint (no pickle).
 
@@ -36,6 +38,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     dagger = sub.add_parser("dagger", help="DAgger with autopilot-gated takeover", description=__doc__)
     _common(dagger, data=True)
     dagger.add_argument("--init", default=None, help="start from this checkpoint instead of BC on --data")
+    dagger.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also record the rollouts into this episode store folder (takeovers as interventions)",
+    )
     add_config_arguments(dagger, BCConfig, skip=("seed",))
     add_config_arguments(dagger, DaggerConfig, skip=("gate",))
     add_config_arguments(dagger, GateConfig, prefix="gate_")
@@ -118,6 +127,8 @@ def run_dagger(args: argparse.Namespace) -> int:
     from policy.dagger import run_dagger as dagger
 
     _check_out(args.out)
+    if args.store is not None and args.store.exists() and not args.store.is_dir():
+        raise LoopdriveError(f"--store {args.store}: exists and is not a folder")
     bc = config_from_args(BCConfig, args)
     config = config_from_args(DaggerConfig, args, gate=config_from_args(GateConfig, args, prefix="gate_"))
     data = _load(args.data)
@@ -144,6 +155,7 @@ def run_dagger(args: argparse.Namespace) -> int:
         network=network,
         log_dir=args.log_dir or args.out / "tb",
         progress=progress,
+        store=args.store,
     )
     bar.close()
     for entry in history:

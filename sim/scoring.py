@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PENALTY",
     "INFRACTION_KINDS",
+    "COLLISION_KINDS",
     "infraction_penalty",
     "RouteResult",
     "route_result",
@@ -59,6 +60,13 @@ INFRACTION_KINDS: tuple[EventKind, ...] = (
     EventKind.ROUTE_DEVIATION,
     EventKind.AGENT_BLOCKED,
     EventKind.ROUTE_TIMEOUT,
+)
+
+#: The collision kinds (``collisions_per_km`` sums them).
+COLLISION_KINDS: tuple[EventKind, ...] = (
+    EventKind.COLLISION_WALKER,
+    EventKind.COLLISION_VEHICLE,
+    EventKind.COLLISION_STATIC,
 )
 
 _MIN_KM_PER_ROUTE = 0.001  # the Leaderboard's floor, so a route that never started divides by 1 m
@@ -104,6 +112,16 @@ class RouteResult:
         """Route kilometres completed (at least 1 m), the per-km denominator."""
         return max(self.length_m * self.route_completion / 100.0 / 1000.0, _MIN_KM_PER_ROUTE)
 
+    @property
+    def infractions_per_km(self) -> float:
+        """Every infraction of the route per km completed."""
+        return sum(self.infractions.get(_name(k), 0) for k in INFRACTION_KINDS) / self.km_completed
+
+    @property
+    def collisions_per_km(self) -> float:
+        """Collisions (walker, vehicle, static) per km completed."""
+        return sum(self.infractions.get(_name(k), 0) for k in COLLISION_KINDS) / self.km_completed
+
     def to_dict(self) -> dict:
         return {
             "route_id": self.route_id,
@@ -116,6 +134,9 @@ class RouteResult:
             "duration_s": round(self.duration_s, 3),
             "outside_lanes_share": round(self.outside_lanes_share, 4),
             "infractions": dict(self.infractions),
+            "km_completed": round(self.km_completed, 4),
+            "infractions_per_km": round(self.infractions_per_km, 4),
+            "collisions_per_km": round(self.collisions_per_km, 4),
             "end_reason": self.end_reason,
             "events": [dict(e) for e in self.events],
         }
@@ -218,6 +239,12 @@ class SuiteResult:
         out["total"] = math.fsum(out.values())
         return out
 
+    @property
+    def collisions_per_km(self) -> float:
+        """Collisions (walker, vehicle, static) per km completed."""
+        per_km = self.infractions_per_km
+        return math.fsum(per_km[_name(k)] for k in COLLISION_KINDS)
+
     def to_dict(self) -> dict:
         """JSON-ready: ``suite`` (the means, per-km rates, counts) and ``routes``."""
         return {
@@ -226,6 +253,7 @@ class SuiteResult:
                 "route_completion": round(self.route_completion, 3),
                 "infraction_penalty": round(self.infraction_penalty, 4),
                 "infractions_per_km": {k: round(v, 4) for k, v in self.infractions_per_km.items()},
+                "collisions_per_km": round(self.collisions_per_km, 4),
                 "km_completed": round(self.km_completed, 4),
                 "route_count": self.route_count,
             },
