@@ -155,7 +155,8 @@ def test_evaluate_suite_scores_autopilot_and_random_on_the_same_entries(suite, t
         assert s["infractions_per_km"]["total"] >= s["collisions_per_km"]
         assert [r["route_id"] for r in d["routes"]] == ["short#4", "short#7"]
         for r in d["routes"]:
-            assert r["driving_score"] == pytest.approx(r["route_completion"] * r["infraction_penalty"], abs=0.01)
+            ds = r["route_completion"] * r["infraction_penalty"]
+            assert r["driving_score"] == pytest.approx(ds, abs=0.01)
             km = max(r["length_m"] * r["route_completion"] / 1e5, 0.001)  # route km completed
             assert r["infractions_per_km"] == pytest.approx(sum(r["infractions"].values()) / km, rel=1e-3)
             collisions = sum(v for k, v in r["infractions"].items() if k.startswith("collision"))
