@@ -2,11 +2,11 @@
 
 Generates a procedural town (OpenDRIVE), plans a random route on it, and writes the
 town, a top-down picture with the route, and a JSON summary to ``--out``. Then it
-drives: a scenario (``--scenario``, else a short random route on the town) with a
-random policy (or ``--policy``) under the autopilot-gated takeover, records the
+drives: a library scenario (``--scenario``, default ``red_light_runner_town1``; ``random``
+drives a short random route on the town instead) with the shipped camera policy
+(``--policy``, default ``default``) under the autopilot-gated takeover, records the
 episode to ``--out/store``, prints the scores and the interventions, and writes a video
-of it (``demo.mp4``: cameras, route map, HUD, who drove). Later issues make the demo
-train and evaluate.
+of it (``demo.mp4``: cameras, route map, HUD, who drove).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import numpy as np
 
 from sim.errors import LoopdriveError
 
-__all__ = ["register", "run_demo", "drive_demo"]
+__all__ = ["register", "run_demo", "drive_demo", "DEMO_SCENARIO"]
+
+#: the library scenario the demo drives unless told otherwise
+DEMO_SCENARIO = "red_light_runner_town1"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -33,10 +36,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--policy",
-        default="random-forward",
-        help="who drives under the autopilot gate: random, random-forward (default), autopilot or CKPT",
+        default="default",
+        help="who drives under the autopilot gate: default (the shipped camera policy), random, "
+        "random-forward, autopilot or a checkpoint folder",
     )
-    parser.add_argument("--scenario", default=None, metavar="NAME|FILE", help="drive this scenario")
+    parser.add_argument(
+        "--scenario",
+        default=DEMO_SCENARIO,
+        metavar="NAME|FILE",
+        help=f"the scenario to drive (default: {DEMO_SCENARIO}); 'random' for a random route on the town",
+    )
     parser.add_argument(
         "--drive-length", type=float, default=150.0, metavar="M", help="length of the driven route (m)"
     )
@@ -95,7 +104,7 @@ def drive_demo(args: argparse.Namespace) -> dict:
         "route_length_m": (args.drive_length, args.drive_length),
         "traffic": TrafficConfig(vehicle_count=25, walker_count=15),
     }
-    if args.scenario:
+    if args.scenario and args.scenario != "random":
         scenario = load_scenario_arg(args.scenario)
         kwargs.update(scenario=scenario, map=scenario.map)
     video = VideoWriter(args.out / "demo.mp4")
