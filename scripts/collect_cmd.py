@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from scripts.backend_args import add_backend_args, env_overrides
 from scripts.config_args import add_config_arguments, config_from_args
 from sim.errors import LoopdriveError
 
@@ -35,6 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes driving in parallel (default: 1)")
     add_config_arguments(parser, CollectConfig, skip=("perturb",))
     add_config_arguments(parser, PerturbationConfig, prefix="perturb_")
+    add_backend_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,6 +54,7 @@ def _check_out(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from envs.config import DrivingEnvConfig
     from policy.collect import CollectConfig, PerturbationConfig, collect, plan_for
     from policy.data import Samples
 
@@ -64,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     store = args.out if _is_store(args.out) else None
     parts, frames, episodes = [], 0, 0
     with tqdm(total=config.episodes, unit="episode", file=sys.stderr) as bar:
+        env_config = DrivingEnvConfig(**env_overrides(args))
         for name, seed, samples, log in collect(
-            config, workers=args.workers, store=store, keep_samples=store is None
+            config, env_config, workers=args.workers, store=store, keep_samples=store is None
         ):
             bar.update(1)
             if log.skipped:

@@ -477,8 +477,9 @@ GOLDEN_EPISODE = ROOT / "tests" / "golden" / "autopilot_noon.parquet"
         ["run", "--map", "generated:0", "--store", "{tmp}/store"],
         ["drive", "--map", "generated:0", "--max-steps", "5"],
         ["replay", str(GOLDEN_EPISODE), "--from-step", "3", "--policy", "autopilot"],
+        ["collect", "--maps", "generated:0", "--episodes", "1", "--out", "{tmp}/set.npz"],
     ],
-    ids=["evaluate", "run", "drive", "replay"],
+    ids=["evaluate", "run", "drive", "replay", "collect"],
 )
 def test_commands_with_an_unreachable_carla_server_exit_2_with_the_clear_error(command, tmp_path):
     port = _closed_port()
