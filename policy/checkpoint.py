@@ -181,13 +181,30 @@ class CheckpointPolicy:
     def reset(self, seed: int | None = None) -> None:
         """Nothing to reset: the policy is deterministic and keeps no state."""
 
+    def _check_obs(self, obs: dict[str, Any], batched: bool) -> None:
+        """An observation of another layout (another camera size or rig) is refused, naming it."""
+        camera, route = np.shape(obs["camera"]), np.shape(obs["route"])
+        if batched:
+            camera, route = camera[1:], route[1:]
+        lay = self.layout
+        want_cam = (lay.camera_count, lay.camera_height_px, lay.camera_width_px, 3)
+        want_route = (lay.route_size_px, lay.route_size_px, lay.route_channels)
+        if camera != want_cam or route != want_route:
+            raise LayoutMismatchError(
+                f"checkpoint {self.path} was made for cameras {want_cam} and a route map {want_route} "
+                f"(n, H, W, C), but the env gives {camera} and {route}: set the env's rig and camera size "
+                "to the checkpoint's"
+            )
+
     @torch.inference_mode()
     def act(self, obs: dict[str, Any], info: dict[str, Any] | None = None) -> np.ndarray:
         """``float32 [steer, accel]`` for one observation (``info`` is ignored: no privileged input)."""
+        self._check_obs(obs, batched=False)
         out = self.network.forward_obs(obs_to_tensors(obs))
         return out[0, :2].numpy().astype(np.float32)
 
     @torch.inference_mode()
     def act_batch(self, obs: dict[str, Any]) -> np.ndarray:
         """Actions ``(B, 2)`` for a batched observation (a vector env's)."""
+        self._check_obs(obs, batched=True)
         return self.network.forward_obs(obs_to_tensors(obs, batched=True))[:, :2].numpy().astype(np.float32)

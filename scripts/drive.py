@@ -60,8 +60,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     pace.add_argument("--fast", action="store_true", help="as fast as it computes, no pacing")
     view = parser.add_argument_group("cameras and window")
     view.add_argument("--rig", default="front", help="camera rig: front, front3, surround8 (default front)")
-    view.add_argument("--camera-width", type=int, default=320, metavar="PX")
-    view.add_argument("--camera-height", type=int, default=160, metavar="PX")
+    view.add_argument(
+        "--camera-width", type=int, default=None, metavar="PX", help="default: a checkpoint's, else 320"
+    )
+    view.add_argument(
+        "--camera-height", type=int, default=None, metavar="PX", help="default: a checkpoint's, else 160"
+    )
     view.add_argument("--weather", default="noon", help="the cameras' weather preset")
     view.add_argument("--window-width", type=int, default=1280, metavar="PX", help="at least this wide")
     headless = parser.add_argument_group("ending on its own (0: no limit)")
@@ -120,6 +124,16 @@ def _controls(path: Path | None):
     return load_controls(path)
 
 
+def _camera_size_for(policy, args: argparse.Namespace) -> None:
+    """Cameras of the size a checkpoint was trained on unless the command line says otherwise
+    (a larger picture for a person, 320x160, with the autopilot or a random policy)."""
+    layout = getattr(policy, "layout", None)
+    if args.camera_width is None:
+        args.camera_width = layout.camera_width_px if layout is not None else 320
+    if args.camera_height is None:
+        args.camera_height = layout.camera_height_px if layout is not None else 160
+
+
 def run(args: argparse.Namespace) -> int:
     from envs.interactive import DriveConfig, DriveSession, build_drive_env
 
@@ -134,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None and args.screenshot.suffix.lower() not in (".png", ".bmp", ".jpg"):
         raise LoopdriveError(f"--screenshot {args.screenshot}: give a .png, .bmp or .jpg file name")
     policy = make_policy(args.policy, args.seed or 0)  # the one policy lookup of the commands
+    _camera_size_for(policy, args)
     name = policy_id(args.policy)
     controls, messages = _controls(args.controls)
     stack = build_drive_env(

@@ -141,6 +141,26 @@ def test_layout_mismatch_is_refused_naming_the_field(checkpoint):
         load_network(checkpoint, ObservationLayout(route_size_px=32))
 
 
+def test_observations_of_another_camera_size_are_refused_naming_both(checkpoint):
+    from policy.checkpoint import CheckpointPolicy, LayoutMismatchError
+
+    policy = CheckpointPolicy(checkpoint)
+    obs = {
+        "camera": np.zeros((1, 160, 320, 3), np.uint8),
+        "route": np.zeros((64, 64, 2), np.uint8),
+        "speed": np.zeros(1, np.float32),
+        "command": np.int64(0),
+        "command_distance_m": np.zeros(1, np.float32),
+    }
+    with pytest.raises(LayoutMismatchError, match=r"\(1, 80, 160, 3\).*\(1, 160, 320, 3\)"):
+        policy.act(obs)
+    batch = {k: np.asarray(v)[None] for k, v in obs.items()}
+    with pytest.raises(LayoutMismatchError):
+        policy.act_batch(batch)
+    obs["camera"] = np.zeros((1, 80, 160, 3), np.uint8)
+    assert policy.act(obs).shape == (2,)
+
+
 def test_bad_checkpoints_are_clear_errors(tmp_path, checkpoint):
     from policy.checkpoint import CheckpointError, load_network
 
