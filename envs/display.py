@@ -17,7 +17,7 @@ import numpy as np
 from sim.maps.planner import RoadOption
 from sim.routemap import RouteMapConfig
 
-__all__ = ["Hud", "compose_frame", "frame_of", "PygameWindow", "MIN_FRAME_WIDTH_PX"]
+__all__ = ["Hud", "hud_of", "compose_frame", "frame_of", "PygameWindow", "MIN_FRAME_WIDTH_PX"]
 
 #: the cameras are scaled up (whole multiples) until the frame is at least this wide
 MIN_FRAME_WIDTH_PX = 640
@@ -113,19 +113,24 @@ def compose_frame(
     return frame
 
 
-def frame_of(obs: dict, info: dict, route_map: RouteMapConfig) -> np.ndarray:
-    """The ``render()`` picture of one world's observation and info."""
+def hud_of(obs: dict, info: dict, reason: str = "") -> Hud:
+    """The HUD lines of one world's observation and info (speed, maneuver, score so far)."""
     score = info["score"]
-    reason = info["termination_reason"].value
-    hud = Hud(
+    return Hud(
         speed_mps=float(obs["speed"][0]),
         command=int(obs["command"]),
         command_distance_m=float(obs["command_distance_m"][0]),
         route_completion=score["route_completion"],
         infraction_penalty=score["infraction_penalty"],
         driving_score=score["driving_score"],
-        reason="" if reason == "none" else reason,
+        reason=reason,
     )
+
+
+def frame_of(obs: dict, info: dict, route_map: RouteMapConfig) -> np.ndarray:
+    """The ``render()`` picture of one world's observation and info."""
+    reason = info["termination_reason"].value
+    hud = hud_of(obs, info, "" if reason == "none" else reason)
     return compose_frame(
         obs["camera"], obs["route"], hud, channels=route_map.channels, ego_row_px=route_map.ego_row_px
     )

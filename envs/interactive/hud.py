@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from envs.display import Hud, compose_frame
+from envs.display import compose_frame, hud_of
 from sim.routemap import RouteMapConfig
 
 __all__ = ["DriveHud", "drive_frame", "camera_views", "DRIVER_RGB"]
@@ -125,15 +125,7 @@ def drive_frame(
     )
     scale = 0.6 if frame.shape[1] >= 960 else 0.45
     if show_hud:
-        score = info["score"]
-        env_hud = Hud(
-            speed_mps=float(obs["speed"][0]),
-            command=int(obs["command"]),
-            command_distance_m=float(obs["command_distance_m"][0]),
-            route_completion=score["route_completion"],
-            infraction_penalty=score["infraction_penalty"],
-            driving_score=score["driving_score"],
-        )
+        env_hud = hud_of(obs, info)
         _block(frame, [(line, _WHITE) for line in env_hud.lines()] + hud.lines(), 8, 8, scale)
         _block(frame, [(line, _RED) for line in hud.infractions], -8, 8, scale)
     messages = [(line, _YELLOW) for line in hud.messages]
