@@ -19,7 +19,7 @@ __all__ = ["main", "build_parser"]
 
 #: subcommand -> (module under scripts/, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("scripts.demo", "the main job on the embedded simulator: town, route, picture"),
+    "demo": ("scripts.demo", "the main job: a town, a route, the policy driving a scenario under takeover"),
     "map": ("scripts.map_cmd", "show, generate and check OpenDRIVE maps"),
     "route": ("scripts.route_cmd", "plan CARLA Leaderboard routes on a map"),
     "scenarios": (
