@@ -15,7 +15,7 @@ between backends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -274,9 +274,7 @@ class EmbeddedBackend(Backend):
         events = self.monitor.update(state, contacts)
         events = list(events) + self._npc_collisions() + self.events.drain(self._time, self._ego_xyz())
         if events:
-            state = WorldState(
-                state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
-            )
+            state = replace(state, events=tuple(events))
         self._state = state
         return state
 

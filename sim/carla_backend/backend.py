@@ -458,9 +458,7 @@ class CarlaBackend(Backend):
             raise self._lost_error(exc, f"at tick {self._tick}") from None
         events = self.monitor.update(state, contacts)
         if events:
-            state = WorldState(
-                state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
-            )
+            state = dataclasses.replace(state, events=tuple(events))
         self._state = state
         return state
 
