@@ -3,6 +3,8 @@
 #
 #   bash scripts/policy_pipeline.sh OUT [WORKERS] [DEVICE]     (DEVICE: cpu or cuda; default cpu)
 #   STAGE=train|eval|all (default all) runs a part; PYTHON names the interpreter (default python).
+#   SEED=k (default 0) moves every training seed: collection episodes from 1000 k, BC's
+#   initialisation and shuffling k, DAgger rollouts from 100000 + 1000 k (held-out routes stay).
 #
 # Training towns generated:100..119 (episode seeds 0.. for collection, 100000.. for DAgger);
 # held-out towns generated:9001..9010, 3 random routes of 300 m each (seeds 0..2), default
@@ -12,6 +14,7 @@ OUT=${1:?usage: policy_pipeline.sh OUT [WORKERS] [DEVICE]}
 WORKERS=${2:-2}
 DEVICE=${3:-cpu}
 STAGE=${STAGE:-all}
+SEED=${SEED:-0}
 COLLECT_EPISODES=${COLLECT_EPISODES:-40}
 DAGGER_EPISODES=${DAGGER_EPISODES:-20}
 DAGGER_ITERATIONS=${DAGGER_ITERATIONS:-2}
@@ -26,11 +29,12 @@ mkdir -p "$OUT"
 
 if [[ $STAGE == all || $STAGE == train ]]; then
   $LD collect --maps $TRAIN_MAPS --episodes "$COLLECT_EPISODES" --route-length-m 200 400 --every 2 \
-    --seed 0 --workers "$WORKERS" --out "$OUT/collect.npz"
-  $LD train bc --data "$OUT/collect.npz" --out "$OUT/bc" --epochs "$BC_EPOCHS" --device "$DEVICE" --batch-size 128
+    --seed $((1000 * SEED)) --workers "$WORKERS" --out "$OUT/collect.npz"
+  $LD train bc --data "$OUT/collect.npz" --out "$OUT/bc" --epochs "$BC_EPOCHS" --device "$DEVICE" --batch-size 128 \
+    --seed "$SEED"
   $LD train dagger --data "$OUT/collect.npz" --init "$OUT/bc" --out "$OUT/dagger" \
     --iterations "$DAGGER_ITERATIONS" --episodes "$DAGGER_EPISODES" --maps $TRAIN_MAPS --route-length-m 200 400 \
-    --workers "$WORKERS" --epochs "$DAGGER_EPOCHS" --device "$DEVICE" --batch-size 128
+    --workers "$WORKERS" --seed $((100000 + 1000 * SEED)) --epochs "$DAGGER_EPOCHS" --device "$DEVICE" --batch-size 128
 fi
 
 if [[ $STAGE == all || $STAGE == eval ]]; then
