@@ -23,7 +23,7 @@ import torch
 from envs.config import DrivingEnvConfig
 from sim.errors import ConfigError
 
-__all__ = ["PPOConfig", "make_ppo", "train_ppo", "RewardLog"]
+__all__ = ["PPOConfig", "make_ppo", "train_ppo", "RewardLog", "evaluate_returns", "ppo_to_network"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +160,27 @@ def ppo_to_network(model: Any, init: str | None = None) -> Any:
         network.action.weight.copy_(policy.action_net.weight)
         network.action.bias.copy_(policy.action_net.bias)
     return network.cpu().eval()
+
+
+def evaluate_returns(model: Any, env_config: DrivingEnvConfig, episodes: int, seed: int) -> list[float]:
+    """Undiscounted returns of ``model``'s deterministic policy on ``episodes`` fixed
+    episodes: world k of a batch of ``episodes`` worlds reset with ``seed + k``, each
+    driven to the end of its first episode (the same episodes for every model)."""
+    from envs.sb3 import DrivingSB3VecEnv
+
+    if episodes < 1:
+        raise ConfigError(f"evaluation episodes must be >= 1, got {episodes}")
+    venv = DrivingSB3VecEnv(episodes, env_config.replace(autopilot_in_info=False))
+    try:
+        venv.seed(seed)
+        obs = venv.reset()
+        returns = np.zeros(episodes)
+        running = np.ones(episodes, dtype=bool)
+        while running.any():
+            actions, _ = model.predict(obs, deterministic=True)
+            obs, rewards, dones, _ = venv.step(actions)
+            returns += np.where(running, rewards, 0.0)
+            running &= ~dones
+        return returns.tolist()
+    finally:
+        venv.close()

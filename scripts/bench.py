@@ -10,12 +10,12 @@ the determinism of the world makes identical.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import time
 from pathlib import Path
 
+from scripts.common import print_bench
 from sim.errors import LoopdriveError
 
 __all__ = ["register"]
@@ -48,6 +48,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     from scripts.bench_policy import register_policy_bench
 
     register_policy_bench(sub)
+    from scripts.bench_ppo import register_ppo_bench
+
+    register_ppo_bench(sub)
 
 
 def _record_controls(backend, scenario, seed: int, ticks: int) -> list:
@@ -93,5 +96,5 @@ def run_world(args: argparse.Namespace) -> int:
         "threads": {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    print(json.dumps(result, indent=2))
+    print_bench(result)
     return 0

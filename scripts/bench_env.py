@@ -19,13 +19,13 @@ one render call per step, NEXT_STEP autoreset). A step counts once per world.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from scripts.common import print_bench
 from sim.errors import LoopdriveError
 
 __all__ = ["register_env_bench", "run_env_bench"]
@@ -294,5 +294,5 @@ def run_env_bench(args: argparse.Namespace) -> int:
         if args.profile:
             result["profile_us_per_step"] = _profile(runner, steps)
     result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    print(json.dumps(result, indent=2))
+    print_bench(result)
     return 0

@@ -8,9 +8,9 @@ checkpoint's): median and 90th percentile milliseconds per forward pass over
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
+from scripts.common import print_bench
 from sim.errors import LoopdriveError
 
 __all__ = ["register_policy_bench"]
@@ -59,7 +59,6 @@ def run_policy_bench(args: argparse.Namespace) -> int:
         "parameters": sum(p.numel() for p in net.parameters()),
         "median_ms": round(float(np.median(ms)), 3),
         "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "note": "CPU shared with other work: figures measured under load",
     }
-    print(json.dumps(result, indent=2))
+    print_bench(result)
     return 0

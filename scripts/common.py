@@ -13,3 +13,13 @@ def add_map_argument(parser: argparse.ArgumentParser, *, flag: bool = False, nar
         parser.add_argument("--map", required=True, metavar="MAP", help=MAP_HELP)
     else:
         parser.add_argument("map", metavar="MAP", nargs=nargs, help=MAP_HELP)
+
+
+def print_bench(result: dict) -> None:
+    """Print a benchmark's JSON with the machine's 1-minute load average at its end:
+    figures taken beside other work are lower, and this says so."""
+    import json
+    import os
+
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result, indent=2))

@@ -1,0 +1,141 @@
+"""``loopdrive bench ppo``: does Stable-Baselines3 PPO learn on the batched env? JSON.
+
+For each ``--seeds`` value: a PPO model started from ``--init`` (the shipped default
+policy unless told otherwise; ``none`` starts from scratch) on
+``--num-envs`` worlds of ``--map`` with random routes of ``--route-length`` metres;
+its deterministic policy's returns on ``--eval-episodes`` fixed episodes (world k reset
+with ``--eval-seed + k``, the same episodes before and after and for every seed,
+none of them a training reset), then ``--timesteps`` of PPO, then the same episodes
+again. Printed: per seed the returns before and after, SB3's mean episode reward per
+rollout, and the seconds; in all, the mean return before and after and in how many
+seeds it rose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+from scripts.common import print_bench
+from sim.errors import LoopdriveError
+
+__all__ = ["register_ppo_bench"]
+
+
+def register_ppo_bench(subparsers) -> None:
+    """Add ``ppo`` to ``loopdrive bench``'s subcommands."""
+    p = subparsers.add_parser(
+        "ppo", help="PPO's returns on fixed episodes before and after a short run, JSON", description=__doc__
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="PPO seeds (default: 0 1 2)")
+    p.add_argument("--timesteps", type=int, default=16_384, help="env steps of PPO per seed (default: 16384)")
+    p.add_argument("--num-envs", type=int, default=4, help="worlds stepped together (default: 4)")
+    p.add_argument("--n-steps", type=int, default=256, help="steps per world per rollout (default: 256)")
+    p.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256)")
+    p.add_argument("--n-epochs", type=int, default=4, help="passes per rollout (default: 4)")
+    p.add_argument("--map", default="generated:100", help="town (default: generated:100)")
+    p.add_argument(
+        "--route-length",
+        type=float,
+        nargs=2,
+        default=(60.0, 120.0),
+        metavar=("MIN", "MAX"),
+        help="route length range in metres (default: 60 120)",
+    )
+    p.add_argument("--eval-episodes", type=int, default=8, help="fixed evaluation episodes (default: 8)")
+    p.add_argument("--eval-seed", type=int, default=50_000, help="seed of the first one (default: 50000)")
+    p.add_argument(
+        "--init",
+        default="default",
+        help="start from this BC checkpoint (default: the shipped default policy); none: from scratch",
+    )
+    p.add_argument(
+        "--blocked-s",
+        type=float,
+        default=10.0,
+        help="standing still this long ends an episode (default: 10; the env's default is 180)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(func=run_ppo_bench)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if (
+        min(args.timesteps, args.num_envs, args.n_steps, args.batch_size, args.n_epochs, args.eval_episodes)
+        < 1
+    ):
+        raise LoopdriveError(
+            "bench ppo: --timesteps, --num-envs, --n-steps, --batch-size, --n-epochs and "
+            "--eval-episodes must be >= 1"
+        )
+    if not args.blocked_s > 0:
+        raise LoopdriveError(f"bench ppo: --blocked-s must be > 0, got {args.blocked_s:g}")
+    low, high = args.route_length
+    if not 0 < low <= high:
+        raise LoopdriveError(f"bench ppo: --route-length needs 0 < MIN <= MAX, got {low:g} {high:g}")
+
+
+def _one_seed(args: argparse.Namespace, seed: int, env_config) -> dict:
+    import numpy as np
+
+    from policy.ppo import PPOConfig, evaluate_returns, make_ppo, train_ppo
+
+    t0 = time.perf_counter()
+    config = PPOConfig(
+        num_envs=args.num_envs,
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        seed=seed,
+        device=args.device,
+    )
+    model = make_ppo(config, env_config, init=None if args.init == "none" else args.init)
+    before = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
+    rollouts = train_ppo(model, args.timesteps, progress=False)
+    after = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
+    model.get_env().close()
+    return {
+        "seed": seed,
+        "return_before": round(float(np.mean(before)), 2),
+        "return_after": round(float(np.mean(after)), 2),
+        "returns_before": [round(r, 2) for r in before],
+        "returns_after": [round(r, 2) for r in after],
+        "rollout_mean_episode_reward": [round(r, 2) for r in rollouts],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_ppo_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from envs.config import DrivingEnvConfig
+
+    _check(args)
+    base = DrivingEnvConfig(map=args.map, route_length_m=tuple(args.route_length))
+    env_config = base.replace(infractions=dataclasses.replace(base.infractions, blocked_s=args.blocked_s))
+    runs = []
+    for seed in tqdm(args.seeds, desc="ppo seeds", unit="seed", file=sys.stderr):
+        runs.append(_one_seed(args, seed, env_config))
+        tqdm.write(
+            f"seed {seed}: return {runs[-1]['return_before']} -> {runs[-1]['return_after']} "
+            f"({runs[-1]['seconds']} s)",
+            file=sys.stderr,
+        )
+    result = {
+        "map": args.map,
+        "route_length_m": list(args.route_length),
+        "timesteps_per_seed": args.timesteps,
+        "num_envs": args.num_envs,
+        "init": args.init,
+        "blocked_s": args.blocked_s,
+        "eval_episodes": args.eval_episodes,
+        "runs": runs,
+        "mean_return_before": round(float(np.mean([r["return_before"] for r in runs])), 2),
+        "mean_return_after": round(float(np.mean([r["return_after"] for r in runs])), 2),
+        "rose_in": f"{sum(r['return_after'] > r['return_before'] for r in runs)} of {len(runs)} seeds",
+    }
+    print_bench(result)
+    return 0
