@@ -397,13 +397,13 @@ def _episodes(
         pool.close()
 
 
-def _worker(args: tuple) -> list[tuple[int, str, dict]]:
-    """Run a share of the plan in a child process; frames go to .npz files (no pickle)."""
-    share, spec, base, every, max_steps, folder, store, keep = args
+def _worker(args: tuple) -> None:
+    """Run a share of the plan in a child process; frames go to .npz files (no pickle), and
+    (index, file, log) of each finished episode to the ``finished`` queue."""
+    share, spec, base, every, max_steps, folder, store, keep, finished = args
     import torch
 
     torch.set_num_threads(1)
-    out = []
     jobs = [job for _, job in share]
     for (index, _), (_, samples, log) in zip(
         share, _episodes(jobs, spec, base, every, max_steps, store), strict=True
@@ -411,8 +411,7 @@ def _worker(args: tuple) -> list[tuple[int, str, dict]]:
         path = ""
         if keep and samples is not None:
             path = str(samples.save_npz(Path(folder) / f"episode_{index}.npz"))
-        out.append((index, path, dataclasses.asdict(log)))
-    return out
+        finished.put((index, path, dataclasses.asdict(log)))
 
 
 def run_episodes(
@@ -445,17 +444,51 @@ def run_episodes(
     shares = [[p for p in indexed if towns.index(p[1].town) % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="loopdrive-episodes-") as folder:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            jobs = [
-                (share, spec, base, every, max_steps, folder, folder_store, keep_samples)
+        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            finished = manager.Queue()
+            futures = [
+                ex.submit(
+                    _worker,
+                    (share, spec, base, every, max_steps, folder, folder_store, keep_samples, finished),
+                )
                 for share in shares
                 if share
             ]
-            done = {i: (path, log) for result in ex.map(_worker, jobs) for i, path, log in result}
-        for index, job in indexed:
-            path, log = done[index]
-            samples = Samples.load_npz(path) if path else None
-            yield job.name, job.seed, samples, EpisodeLog(**log)
+            for index, path, log in _in_plan_order(finished, futures, len(plan)):
+                job = plan[index]
+                samples = Samples.load_npz(path) if path else None
+                yield job.name, job.seed, samples, EpisodeLog(**log)
+
+
+def _in_plan_order(finished: Any, futures: list, count: int) -> Iterator[tuple[int, str, dict]]:
+    """The workers' (index, file, log) reports, in plan order, each as soon as it and every
+    episode before it are done (so progress shows while the workers run); a worker's
+    exception is raised here."""
+    import queue
+
+    done: dict[int, tuple[str, dict]] = {}
+    next_index = 0
+    while next_index < count:
+        try:
+            report = finished.get(timeout=0.5)
+        except queue.Empty:
+            report = None
+        if report is None:
+            _check_workers(futures, finished, f"episode {next_index} of {count}")
+            continue
+        index, path, log = report
+        done[index] = (path, log)
+        while next_index in done:
+            yield next_index, *done.pop(next_index)
+            next_index += 1
+
+
+def _check_workers(futures: list, finished: Any, waiting_for: str) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()
+    if all(future.done() for future in futures) and finished.empty():
+        raise RuntimeError(f"episode workers ended with {waiting_for} unreported")
 
 
 def collect(

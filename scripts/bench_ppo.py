@@ -35,6 +35,12 @@ def register_ppo_bench(subparsers) -> None:
     p.add_argument("--n-steps", type=int, default=256, help="steps per world per rollout (default: 256)")
     p.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256)")
     p.add_argument("--n-epochs", type=int, default=4, help="passes per rollout (default: 4)")
+    p.add_argument(
+        "--lr", type=float, default=3e-5, help="Adam learning rate (default: 3e-5, gentle on BC weights)"
+    )
+    p.add_argument(
+        "--log-std-init", type=float, default=-2.0, help="initial log std of PPO's Gaussian (default: -2)"
+    )
     p.add_argument("--map", default="generated:100", help="town (default: generated:100)")
     p.add_argument(
         "--route-length",
@@ -88,6 +94,8 @@ def _one_seed(args: argparse.Namespace, seed: int, env_config) -> dict:
         n_steps=args.n_steps,
         batch_size=args.batch_size,
         n_epochs=args.n_epochs,
+        lr=args.lr,
+        log_std_init=args.log_std_init,
         seed=seed,
         device=args.device,
     )
@@ -130,6 +138,8 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
         "timesteps_per_seed": args.timesteps,
         "num_envs": args.num_envs,
         "init": args.init,
+        "lr": args.lr,
+        "log_std_init": args.log_std_init,
         "blocked_s": args.blocked_s,
         "eval_episodes": args.eval_episodes,
         "runs": runs,

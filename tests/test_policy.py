@@ -41,6 +41,25 @@ def small_set():
     return Samples.concat(parts)
 
 
+def test_collect_in_worker_processes_gives_the_frames_of_one_process():
+    """Two worker processes (a town each) stream their episodes back in plan order, and
+    the frames and logs are those of collecting in this process."""
+    import dataclasses
+
+    from policy.collect import CollectConfig, collect
+
+    config = CollectConfig(
+        maps=("generated:3", "generated:4"), episodes=3, route_length_m=(40.0, 60.0), every=4, seed=11
+    )
+    serial = list(collect(config))
+    parallel = list(collect(config, workers=2))
+    assert [(name, seed) for name, seed, _, _ in parallel] == [(name, seed) for name, seed, _, _ in serial]
+    for (_, _, a, log_a), (_, _, b, log_b) in zip(serial, parallel, strict=True):
+        assert log_a == log_b and len(a) > 0
+        for f in dataclasses.fields(a):
+            np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name), err_msg=f.name)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, small_set):
     from policy.bc import BCConfig, train_bc
