@@ -28,7 +28,7 @@ from pathlib import Path
 from scripts.common import print_bench
 from sim.errors import LoopdriveError
 
-__all__ = ["register_env_bench", "run_env_bench"]
+__all__ = ["register_env_bench", "run_env_bench", "camera_size"]
 
 DEFAULT_MAP = Path(__file__).resolve().parents[2] / "shared" / "maps" / "carla" / "Town03.xodr"
 _PAGE_MB = resource.getpagesize() / 2**20
@@ -77,7 +77,8 @@ def register_env_bench(subparsers) -> None:
     p.set_defaults(func=run_env_bench)
 
 
-def _camera_size(text: str) -> tuple[int, int]:
+def camera_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (``--camera``) as (width, height); a one-line error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -177,7 +178,7 @@ def _config(args: argparse.Namespace):
     from envs.config import DrivingEnvConfig
     from sim.scenario import TrafficConfig
 
-    width, height = _camera_size(args.camera)
+    width, height = camera_size(args.camera)
     vehicles = round(args.actors * 3 / 5)
     map_spec = args.map or (str(DEFAULT_MAP) if DEFAULT_MAP.exists() else "generated:0")
     return DrivingEnvConfig(

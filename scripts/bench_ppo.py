@@ -57,6 +57,15 @@ def register_ppo_bench(subparsers) -> None:
         default="default",
         help="start from this BC checkpoint (default: the shipped default policy); none: from scratch",
     )
+    p.add_argument("--camera", default="160x80", help="camera size WxH (default: 160x80)")
+    p.add_argument(
+        "--traffic",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("VEHICLES", "WALKERS"),
+        help="NPC vehicles and walkers per world (default: the env's traffic by route length)",
+    )
     p.add_argument(
         "--blocked-s",
         type=float,
@@ -122,7 +131,19 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
     from envs.config import DrivingEnvConfig
 
     _check(args)
-    base = DrivingEnvConfig(map=args.map, route_length_m=tuple(args.route_length))
+    from scripts.bench_env import camera_size
+    from sim.scenario import TrafficConfig
+
+    width, height = camera_size(args.camera)
+    base = DrivingEnvConfig(
+        map=args.map, route_length_m=tuple(args.route_length), camera_width_px=width, camera_height_px=height
+    )
+    if args.traffic is not None:
+        if min(args.traffic) < 0:
+            raise LoopdriveError(f"bench ppo: --traffic counts must be >= 0, got {args.traffic}")
+        base = base.replace(
+            traffic=TrafficConfig(vehicle_count=args.traffic[0], walker_count=args.traffic[1])
+        )
     env_config = base.replace(infractions=dataclasses.replace(base.infractions, blocked_s=args.blocked_s))
     runs = []
     for seed in tqdm(args.seeds, desc="ppo seeds", unit="seed", file=sys.stderr):
@@ -141,6 +162,8 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "log_std_init": args.log_std_init,
         "blocked_s": args.blocked_s,
+        "camera": args.camera,
+        "traffic": args.traffic,
         "eval_episodes": args.eval_episodes,
         "runs": runs,
         "mean_return_before": round(float(np.mean([r["return_before"] for r in runs])), 2),
