@@ -38,6 +38,13 @@ class PPOConfig:
     gamma: float = field(default=0.99, metadata={"help": "discount"})
     ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
     log_std_init: float = field(default=-1.0, metadata={"help": "initial log std of the Gaussian"})
+    share_encoder: bool = field(
+        default=False,
+        metadata={
+            "help": "one encoder for actor and critic (off: the critic's own copy, so its early, large "
+            "value errors do not wash out BC features)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of the env and the networks"})
     device: str = field(default="cpu", metadata={"help": "torch device (cpu, cuda, auto)"})
 
@@ -103,6 +110,7 @@ def make_ppo(
             net_arch=dict(pi=[hidden], vf=[hidden]),
             activation_fn=torch.nn.ReLU,
             log_std_init=config.log_std_init,
+            share_features_extractor=config.share_encoder,
         ),
         verbose=0,
     )

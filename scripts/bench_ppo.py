@@ -18,10 +18,16 @@ import dataclasses
 import sys
 import time
 
+from policy.ppo import PPOConfig
 from scripts.common import print_bench
+from scripts.config_args import add_config_arguments, config_from_args
 from sim.errors import LoopdriveError
 
 __all__ = ["register_ppo_bench"]
+
+#: PPO settings of the benchmark where they differ from :class:`policy.ppo.PPOConfig`'s:
+#: longer rollouts, and a gentle start for BC weights
+BENCH_DEFAULTS = {"n_steps": 256, "batch_size": 256, "lr": 3e-5, "log_std_init": -2.0}
 
 
 def register_ppo_bench(subparsers) -> None:
@@ -30,17 +36,8 @@ def register_ppo_bench(subparsers) -> None:
         "ppo", help="PPO's returns on fixed episodes before and after a short run, JSON", description=__doc__
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="PPO seeds (default: 0 1 2)")
-    p.add_argument("--timesteps", type=int, default=16_384, help="env steps of PPO per seed (default: 16384)")
-    p.add_argument("--num-envs", type=int, default=4, help="worlds stepped together (default: 4)")
-    p.add_argument("--n-steps", type=int, default=256, help="steps per world per rollout (default: 256)")
-    p.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256)")
-    p.add_argument("--n-epochs", type=int, default=4, help="passes per rollout (default: 4)")
-    p.add_argument(
-        "--lr", type=float, default=3e-5, help="Adam learning rate (default: 3e-5, gentle on BC weights)"
-    )
-    p.add_argument(
-        "--log-std-init", type=float, default=-2.0, help="initial log std of PPO's Gaussian (default: -2)"
-    )
+    p.add_argument("--timesteps", type=int, default=8192, help="env steps of PPO per seed (default: 8192)")
+    add_config_arguments(p, PPOConfig, skip=("seed",), defaults=BENCH_DEFAULTS)
     p.add_argument("--map", default="generated:100", help="town (default: generated:100)")
     p.add_argument(
         "--route-length",
@@ -72,19 +69,13 @@ def register_ppo_bench(subparsers) -> None:
         default=10.0,
         help="standing still this long ends an episode (default: 10; the env's default is 180)",
     )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.set_defaults(func=run_ppo_bench)
 
 
 def _check(args: argparse.Namespace) -> None:
-    if (
-        min(args.timesteps, args.num_envs, args.n_steps, args.batch_size, args.n_epochs, args.eval_episodes)
-        < 1
-    ):
-        raise LoopdriveError(
-            "bench ppo: --timesteps, --num-envs, --n-steps, --batch-size, --n-epochs and "
-            "--eval-episodes must be >= 1"
-        )
+    if min(args.timesteps, args.eval_episodes) < 1:
+        raise LoopdriveError("bench ppo: --timesteps and --eval-episodes must be >= 1")
+    config_from_args(PPOConfig, args, seed=0)  # its own checks, before any world is built
     if not args.blocked_s > 0:
         raise LoopdriveError(f"bench ppo: --blocked-s must be > 0, got {args.blocked_s:g}")
     low, high = args.route_length
@@ -95,19 +86,10 @@ def _check(args: argparse.Namespace) -> None:
 def _one_seed(args: argparse.Namespace, seed: int, env_config) -> dict:
     import numpy as np
 
-    from policy.ppo import PPOConfig, evaluate_returns, make_ppo, train_ppo
+    from policy.ppo import evaluate_returns, make_ppo, train_ppo
 
     t0 = time.perf_counter()
-    config = PPOConfig(
-        num_envs=args.num_envs,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        lr=args.lr,
-        log_std_init=args.log_std_init,
-        seed=seed,
-        device=args.device,
-    )
+    config = config_from_args(PPOConfig, args, seed=seed)
     model = make_ppo(config, env_config, init=None if args.init == "none" else args.init)
     before = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
     rollouts = train_ppo(model, args.timesteps, progress=False)
@@ -159,8 +141,7 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
         "timesteps_per_seed": args.timesteps,
         "num_envs": args.num_envs,
         "init": args.init,
-        "lr": args.lr,
-        "log_std_init": args.log_std_init,
+        "ppo": dataclasses.asdict(config_from_args(PPOConfig, args, seed=0)),
         "blocked_s": args.blocked_s,
         "camera": args.camera,
         "traffic": args.traffic,

@@ -22,8 +22,11 @@ def _option(name: str, prefix: str) -> str:
     return "--" + (prefix + name).replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str = "", skip=()) -> None:
-    """Add one option per field of dataclass ``cls`` to ``parser``."""
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, *, prefix: str = "", skip=(), defaults: dict | None = None
+) -> None:
+    """Add one option per field of dataclass ``cls`` to ``parser``; ``defaults`` (field name
+    -> value) replaces the dataclass's defaults for this parser."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
     for f in dataclasses.fields(cls):
@@ -31,6 +34,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
             continue
         kind = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = (defaults or {}).get(f.name, default)
         help_text = f.metadata.get("help", "")
         dest = (prefix + f.name).replace("-", "_")
         if kind is bool:
