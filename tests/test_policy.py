@@ -328,14 +328,18 @@ def test_features_extractor_in_ppo_matches_bc_encoder(checkpoint):
 
     def sb3_features():
         tensor, _ = model.policy.obs_to_tensor(seen)
-        return model.policy.extract_features(tensor, model.policy.features_extractor)
+        return model.policy.extract_features(tensor)  # (actor's, critic's): each its own encoder
 
     with torch.no_grad():
-        torch.testing.assert_close(sb3_features(), features(load_network(checkpoint)), atol=1e-5, rtol=1e-5)
-    model.learn(total_timesteps=16)  # a few real PPO updates through the extractor
+        actor, critic = sb3_features()
+        torch.testing.assert_close(actor, features(load_network(checkpoint)), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(critic, actor)  # both start from the BC encoder
+    model.learn(total_timesteps=16)  # a few real PPO updates through the extractors
     back = ppo_to_network(model, init=str(checkpoint))  # read back as a checkpoint network
     with torch.no_grad():
-        torch.testing.assert_close(sb3_features(), features(back), atol=1e-5, rtol=1e-5)
+        actor, critic = sb3_features()
+        torch.testing.assert_close(actor, features(back), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(critic, actor)  # the critic's encoder learned on its own
 
 
 def test_store_without_usable_frames_is_a_clear_error(tmp_path):
