@@ -401,9 +401,13 @@ def _worker(args: tuple) -> None:
     """Run a share of the plan in a child process; frames go to .npz files (no pickle), and
     (index, file, log) of each finished episode to the ``finished`` queue."""
     share, spec, base, every, max_steps, folder, store, keep, finished = args
+    import numba
     import torch
 
+    # one thread each for torch and the renderer: the workers are the parallelism, and
+    # threads that outnumber the cores spin (CPU time spent, nothing done)
     torch.set_num_threads(1)
+    numba.set_num_threads(1)
     jobs = [job for _, job in share]
     for (index, _), (_, samples, log) in zip(
         share, _episodes(jobs, spec, base, every, max_steps, store), strict=True

@@ -38,7 +38,7 @@ if [[ $STAGE == all || $STAGE == train ]]; then
 fi
 
 if [[ $STAGE == all || $STAGE == eval ]]; then
-  export OMP_NUM_THREADS=1  # one thread per evaluating process
+  export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1  # one thread per evaluating process
   # one process per (policy, town); routes and seeds are those of a single run over all towns
   pids=()
   POLICIES=${POLICIES:-autopilot random $OUT/bc $OUT/dagger}
