@@ -140,11 +140,33 @@ def RewardLog() -> Any:  # noqa: N802 - a class built on first use (SB3 is impor
     return _RewardLog()
 
 
+def _progress_bar(timesteps: int) -> Any:
+    """An SB3 callback showing a tqdm bar of env steps (SB3's own bar needs ``rich``)."""
+    import sys
+
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    class _Bar(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=timesteps, desc="ppo", unit="step", file=sys.stderr)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return _Bar()
+
+
 def train_ppo(model: Any, timesteps: int, *, progress: bool = False) -> list[float]:
-    """Run PPO for ``timesteps`` env steps; the mean episode reward (last 100 episodes)
-    after each rollout."""
+    """Run PPO for ``timesteps`` env steps (a progress bar on stderr with ``progress``);
+    the mean episode reward (last 100 episodes) after each rollout."""
     log = RewardLog()
-    model.learn(total_timesteps=timesteps, callback=log, progress_bar=progress)
+    callbacks = [log, _progress_bar(timesteps)] if progress else [log]
+    model.learn(total_timesteps=timesteps, callback=callbacks)
     return log.means
 
 

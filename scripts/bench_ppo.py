@@ -92,7 +92,7 @@ def _one_seed(args: argparse.Namespace, seed: int, env_config) -> dict:
     config = config_from_args(PPOConfig, args, seed=seed)
     model = make_ppo(config, env_config, init=None if args.init == "none" else args.init)
     before = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
-    rollouts = train_ppo(model, args.timesteps, progress=False)
+    rollouts = train_ppo(model, args.timesteps, progress=True)
     after = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
     model.get_env().close()
     return {

@@ -174,7 +174,7 @@ def run_ppo(args: argparse.Namespace) -> int:
     config = config_from_args(PPOConfig, args)
     env_config = DrivingEnvConfig(map=args.map, route_length_m=tuple(args.route_length))
     model = make_ppo(config, env_config, init=args.init, log_dir=args.log_dir or args.out / "tb")
-    means = train_ppo(model, args.timesteps, progress=False)
+    means = train_ppo(model, args.timesteps, progress=True)
     network = ppo_to_network(model, init=args.init)
     save_checkpoint(
         args.out, network, {"kind": "ppo", "timesteps": args.timesteps, "mean_episode_reward": means}
