@@ -16,7 +16,9 @@ def random_route(
     planner: RoutePlanner, road_map: RoadMap, rng: np.random.Generator, length_m: float, *, tries: int = 40
 ) -> DenseRoute:
     """A route from a random lane point, about ``length_m`` long (within 25 % when the
-    map allows; else the closest found). Raises when no route can be planned."""
+    map allows; else the closest found). When the first draws, start and goal anywhere
+    on the map, give nothing within 50 %, goals are drawn near the start as well.
+    Raises when no route can be planned."""
     keys = [k for k, lane in road_map.lanes.items() if not lane.in_junction and lane.length_m > 10.0]
     if not keys:
         raise LoopdriveError(f"{road_map.name}: no lane outside junctions long enough to start a route on")
@@ -41,8 +43,54 @@ def random_route(
             best = route
         if abs(best.length_m - length_m) < 0.25 * length_m:
             break
+    if best is None or abs(best.length_m - length_m) > 0.5 * length_m:
+        # short routes on a big map: draw goals near the start instead
+        near = _nearby_route(planner, road_map, keys, rng, length_m, tries)
+        if near is not None and (
+            best is None or abs(near.length_m - length_m) < abs(best.length_m - length_m)
+        ):
+            best = near
     if best is None:
         raise RouteError(f"{road_map.name}: could not plan a random route of about {length_m:.0f} m")
+    return best
+
+
+def _nearby_route(
+    planner: RoutePlanner,
+    road_map: RoadMap,
+    keys: list,
+    rng: np.random.Generator,
+    length_m: float,
+    tries: int,
+) -> DenseRoute | None:
+    """The fallback of :func:`random_route`: each goal drawn among the lanes whose goal
+    point lies within ``length_m`` of the start (it runs after the first draws, which
+    are unchanged, so a route found within 50 % is the one planned before)."""
+    lanes = [road_map.lanes[k] for k in keys]
+    goals = np.array([lane.xyz_m[3 * len(lane.s_m) // 4][:2] for lane in lanes])
+    best: DenseRoute | None = None
+    for _ in range(tries):
+        start_lane = lanes[int(rng.integers(len(lanes)))]
+        i = len(start_lane.s_m) // 4
+        start = start_lane.xyz_m[i]
+        near = np.flatnonzero(np.hypot(*(goals - start[:2]).T) <= length_m)
+        if not len(near):
+            continue
+        goal_lane = lanes[int(near[rng.integers(len(near))])]
+        j = 3 * len(goal_lane.s_m) // 4
+        try:
+            route = planner.plan(
+                start,
+                goal_lane.xyz_m[j],
+                start_yaw_rad=float(start_lane.yaw_rad[i]),
+                goal_yaw_rad=float(goal_lane.yaw_rad[j]),
+            )
+        except RouteError:
+            continue
+        if best is None or abs(route.length_m - length_m) < abs(best.length_m - length_m):
+            best = route
+        if abs(best.length_m - length_m) < 0.25 * length_m:
+            break
     return best
 
 
