@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from sim.errors import LoopdriveError, RouteError
 from sim.maps.planner import DenseRoute, RoutePlanner
-from sim.maps.roadmap import RoadMap
+from sim.maps.roadmap import Lane, RoadMap
 from sim.scenario import RouteRequest
 
 __all__ = ["random_route", "plan_scenario_route"]
@@ -17,35 +19,28 @@ def random_route(
 ) -> DenseRoute:
     """A route from a random lane point, about ``length_m`` long (within 25 % when the
     map allows; else the closest found). When the first draws, start and goal anywhere
-    on the map, give nothing within 50 %, goals are drawn near the start as well.
-    Raises when no route can be planned."""
-    keys = [k for k, lane in road_map.lanes.items() if not lane.in_junction and lane.length_m > 10.0]
-    if not keys:
+    on the map, give nothing within 50 %, goals are drawn near the start as well (these
+    draws come after the first ones, so a route found within 50 % is the one planned
+    before the fallback existed). Raises when no route can be planned."""
+    lanes = [lane for lane in road_map.lanes.values() if not lane.in_junction and lane.length_m > 10.0]
+    if not lanes:
         raise LoopdriveError(f"{road_map.name}: no lane outside junctions long enough to start a route on")
-    best: DenseRoute | None = None
-    for _ in range(tries):
-        start_lane = road_map.lanes[keys[int(rng.integers(len(keys)))]]
-        goal_lane = road_map.lanes[keys[int(rng.integers(len(keys)))]]
-        i = len(start_lane.s_m) // 4
-        start, goal = start_lane.xyz_m[i], goal_lane.xyz_m[3 * len(goal_lane.s_m) // 4]
-        if np.hypot(*(goal[:2] - start[:2])) > length_m:
-            continue
-        try:
-            route = planner.plan(
-                start,
-                goal,
-                start_yaw_rad=float(start_lane.yaw_rad[i]),
-                goal_yaw_rad=float(goal_lane.yaw_rad[3 * len(goal_lane.s_m) // 4]),
-            )
-        except RouteError:
-            continue
-        if best is None or abs(route.length_m - length_m) < abs(best.length_m - length_m):
-            best = route
-        if abs(best.length_m - length_m) < 0.25 * length_m:
-            break
-    if best is None or abs(best.length_m - length_m) > 0.5 * length_m:
-        # short routes on a big map: draw goals near the start instead
-        near = _nearby_route(planner, road_map, keys, rng, length_m, tries)
+    goals = np.array([_goal_point(lane)[:2] for lane in lanes])
+
+    def anywhere() -> tuple[Lane, Lane] | None:
+        start, goal = lanes[int(rng.integers(len(lanes)))], lanes[int(rng.integers(len(lanes)))]
+        if np.hypot(*(_goal_point(goal)[:2] - _start_point(start)[:2])) > length_m:
+            return None
+        return start, goal
+
+    def near_the_start() -> tuple[Lane, Lane] | None:
+        start = lanes[int(rng.integers(len(lanes)))]
+        near = np.flatnonzero(np.hypot(*(goals - _start_point(start)[:2]).T) <= length_m)
+        return (start, lanes[int(near[rng.integers(len(near))])]) if len(near) else None
+
+    best = _closest_route(planner, anywhere, length_m, tries)
+    if best is None or abs(best.length_m - length_m) > 0.5 * length_m:  # short routes on a big map
+        near = _closest_route(planner, near_the_start, length_m, tries)
         if near is not None and (
             best is None or abs(near.length_m - length_m) < abs(best.length_m - length_m)
         ):
@@ -55,35 +50,32 @@ def random_route(
     return best
 
 
-def _nearby_route(
-    planner: RoutePlanner,
-    road_map: RoadMap,
-    keys: list,
-    rng: np.random.Generator,
-    length_m: float,
-    tries: int,
+def _start_point(lane: Lane) -> np.ndarray:
+    return lane.xyz_m[len(lane.s_m) // 4]
+
+
+def _goal_point(lane: Lane) -> np.ndarray:
+    return lane.xyz_m[3 * len(lane.s_m) // 4]
+
+
+def _closest_route(
+    planner: RoutePlanner, draw: Callable[[], tuple[Lane, Lane] | None], length_m: float, tries: int
 ) -> DenseRoute | None:
-    """The fallback of :func:`random_route`: each goal drawn among the lanes whose goal
-    point lies within ``length_m`` of the start (it runs after the first draws, which
-    are unchanged, so a route found within 50 % is the one planned before)."""
-    lanes = [road_map.lanes[k] for k in keys]
-    goals = np.array([lane.xyz_m[3 * len(lane.s_m) // 4][:2] for lane in lanes])
+    """The route closest to ``length_m`` over ``tries`` (start lane, goal lane) draws (a
+    draw of None is a miss), stopping at the first within 25 %; None if none planned."""
     best: DenseRoute | None = None
     for _ in range(tries):
-        start_lane = lanes[int(rng.integers(len(lanes)))]
-        i = len(start_lane.s_m) // 4
-        start = start_lane.xyz_m[i]
-        near = np.flatnonzero(np.hypot(*(goals - start[:2]).T) <= length_m)
-        if not len(near):
+        pair = draw()
+        if pair is None:
             continue
-        goal_lane = lanes[int(near[rng.integers(len(near))])]
-        j = 3 * len(goal_lane.s_m) // 4
+        start, goal = pair
+        i, j = len(start.s_m) // 4, 3 * len(goal.s_m) // 4
         try:
             route = planner.plan(
-                start,
-                goal_lane.xyz_m[j],
-                start_yaw_rad=float(start_lane.yaw_rad[i]),
-                goal_yaw_rad=float(goal_lane.yaw_rad[j]),
+                start.xyz_m[i],
+                goal.xyz_m[j],
+                start_yaw_rad=float(start.yaw_rad[i]),
+                goal_yaw_rad=float(goal.yaw_rad[j]),
             )
         except RouteError:
             continue
