@@ -22,7 +22,9 @@ def test_short_routes_plan_for_every_seed(town, length_m):
     draws goals near the start (before it, seeds 0 and 1 failed at 30 m, and seed 2
     gave a 503 m route)."""
     road_map, planner = town
-    lengths = [random_route(planner, road_map, np.random.default_rng(s), length_m).length_m for s in range(12)]
+    lengths = [
+        random_route(planner, road_map, np.random.default_rng(s), length_m).length_m for s in range(12)
+    ]
     assert all(abs(length - length_m) <= 0.5 * length_m for length in lengths), lengths
 
 
