@@ -25,21 +25,22 @@ def random_route(
     lanes = [lane for lane in road_map.lanes.values() if not lane.in_junction and lane.length_m > 10.0]
     if not lanes:
         raise LoopdriveError(f"{road_map.name}: no lane outside junctions long enough to start a route on")
-    goals = np.array([_goal_point(lane)[:2] for lane in lanes])
 
     def anywhere() -> tuple[Lane, Lane] | None:
         start, goal = lanes[int(rng.integers(len(lanes)))], lanes[int(rng.integers(len(lanes)))]
-        if np.hypot(*(_goal_point(goal)[:2] - _start_point(start)[:2])) > length_m:
+        if np.hypot(*(_point(goal, _goal_index(goal)) - _point(start, _start_index(start)))) > length_m:
             return None
         return start, goal
 
-    def near_the_start() -> tuple[Lane, Lane] | None:
-        start = lanes[int(rng.integers(len(lanes)))]
-        near = np.flatnonzero(np.hypot(*(goals - _start_point(start)[:2]).T) <= length_m)
-        return (start, lanes[int(near[rng.integers(len(near))])]) if len(near) else None
-
     best = _closest_route(planner, anywhere, length_m, tries)
     if best is None or abs(best.length_m - length_m) > 0.5 * length_m:  # short routes on a big map
+        goals = np.array([_point(lane, _goal_index(lane)) for lane in lanes])
+
+        def near_the_start() -> tuple[Lane, Lane] | None:
+            start = lanes[int(rng.integers(len(lanes)))]
+            near = np.flatnonzero(np.hypot(*(goals - _point(start, _start_index(start))).T) <= length_m)
+            return (start, lanes[int(near[rng.integers(len(near))])]) if len(near) else None
+
         near = _closest_route(planner, near_the_start, length_m, tries)
         if near is not None and (
             best is None or abs(near.length_m - length_m) < abs(best.length_m - length_m)
@@ -50,12 +51,19 @@ def random_route(
     return best
 
 
-def _start_point(lane: Lane) -> np.ndarray:
-    return lane.xyz_m[len(lane.s_m) // 4]
+def _start_index(lane: Lane) -> int:
+    """Where a random route starts on its first lane: a quarter of the way along."""
+    return len(lane.s_m) // 4
 
 
-def _goal_point(lane: Lane) -> np.ndarray:
-    return lane.xyz_m[3 * len(lane.s_m) // 4]
+def _goal_index(lane: Lane) -> int:
+    """Where a random route ends on its last lane: three quarters of the way along."""
+    return 3 * len(lane.s_m) // 4
+
+
+def _point(lane: Lane, index: int) -> np.ndarray:
+    """The lane's (x, y) at ``index``."""
+    return lane.xyz_m[index, :2]
 
 
 def _closest_route(
@@ -69,7 +77,7 @@ def _closest_route(
         if pair is None:
             continue
         start, goal = pair
-        i, j = len(start.s_m) // 4, 3 * len(goal.s_m) // 4
+        i, j = _start_index(start), _goal_index(goal)
         try:
             route = planner.plan(
                 start.xyz_m[i],
