@@ -79,8 +79,10 @@ def make_ppo(
     *,
     init: str | None = None,
     log_dir: str | os.PathLike | None = None,
+    assets: Any = None,
 ) -> Any:
-    """A PPO model on a :class:`envs.DrivingSB3VecEnv` (wrapped in ``VecMonitor``)."""
+    """A PPO model on a :class:`envs.DrivingSB3VecEnv` (wrapped in ``VecMonitor``);
+    ``assets`` (:class:`envs.world.SharedAssets`) lets it share loaded maps with other envs."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -89,7 +91,7 @@ def make_ppo(
     from policy.network import NetworkConfig
 
     env_config = (env_config or DrivingEnvConfig()).replace(autopilot_in_info=False)
-    venv = DrivingSB3VecEnv(config.num_envs, env_config)
+    venv = DrivingSB3VecEnv(config.num_envs, env_config, assets=assets)
     venv.seed(config.seed)
     env = VecMonitor(venv)
     hidden = NetworkConfig().hidden // 2
@@ -192,15 +194,18 @@ def ppo_to_network(model: Any, init: str | None = None) -> Any:
     return network.cpu().eval()
 
 
-def evaluate_returns(model: Any, env_config: DrivingEnvConfig, episodes: int, seed: int) -> list[float]:
+def evaluate_returns(
+    model: Any, env_config: DrivingEnvConfig, episodes: int, seed: int, *, assets: Any = None
+) -> list[float]:
     """Undiscounted returns of ``model``'s deterministic policy on ``episodes`` fixed
     episodes: world k of a batch of ``episodes`` worlds reset with ``seed + k``, each
-    driven to the end of its first episode (the same episodes for every model)."""
+    driven to the end of its first episode (the same episodes for every model);
+    ``assets`` as for :func:`make_ppo`."""
     from envs.sb3 import DrivingSB3VecEnv
 
     if episodes < 1:
         raise ConfigError(f"evaluation episodes must be >= 1, got {episodes}")
-    venv = DrivingSB3VecEnv(episodes, env_config.replace(autopilot_in_info=False))
+    venv = DrivingSB3VecEnv(episodes, env_config.replace(autopilot_in_info=False), assets=assets)
     try:
         venv.seed(seed)
         obs = venv.reset()

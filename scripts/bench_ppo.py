@@ -81,19 +81,21 @@ def _check(args: argparse.Namespace) -> None:
     low, high = args.route_length
     if not 0 < low <= high:
         raise LoopdriveError(f"bench ppo: --route-length needs 0 < MIN <= MAX, got {low:g} {high:g}")
+    if args.traffic is not None and min(args.traffic) < 0:
+        raise LoopdriveError(f"bench ppo: --traffic counts must be >= 0, got {args.traffic}")
 
 
-def _one_seed(args: argparse.Namespace, seed: int, env_config) -> dict:
+def _one_seed(args: argparse.Namespace, seed: int, env_config, assets) -> dict:
     import numpy as np
 
     from policy.ppo import evaluate_returns, make_ppo, train_ppo
 
     t0 = time.perf_counter()
     config = config_from_args(PPOConfig, args, seed=seed)
-    model = make_ppo(config, env_config, init=None if args.init == "none" else args.init)
-    before = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
+    model = make_ppo(config, env_config, init=None if args.init == "none" else args.init, assets=assets)
+    before = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed, assets=assets)
     rollouts = train_ppo(model, args.timesteps, progress=True)
-    after = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed)
+    after = evaluate_returns(model, env_config, args.eval_episodes, args.eval_seed, assets=assets)
     model.get_env().close()
     return {
         "seed": seed,
@@ -111,25 +113,24 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from envs.config import DrivingEnvConfig
-
-    _check(args)
+    from envs.world import SharedAssets
     from scripts.bench_env import camera_size
     from sim.scenario import TrafficConfig
 
+    _check(args)
     width, height = camera_size(args.camera)
     base = DrivingEnvConfig(
         map=args.map, route_length_m=tuple(args.route_length), camera_width_px=width, camera_height_px=height
     )
     if args.traffic is not None:
-        if min(args.traffic) < 0:
-            raise LoopdriveError(f"bench ppo: --traffic counts must be >= 0, got {args.traffic}")
         base = base.replace(
             traffic=TrafficConfig(vehicle_count=args.traffic[0], walker_count=args.traffic[1])
         )
     env_config = base.replace(infractions=dataclasses.replace(base.infractions, blocked_s=args.blocked_s))
+    assets = SharedAssets()  # the map is loaded once for every env of every seed
     runs = []
     for seed in tqdm(args.seeds, desc="ppo seeds", unit="seed", file=sys.stderr):
-        runs.append(_one_seed(args, seed, env_config))
+        runs.append(_one_seed(args, seed, env_config, assets))
         tqdm.write(
             f"seed {seed}: return {runs[-1]['return_before']} -> {runs[-1]['return_after']} "
             f"({runs[-1]['seconds']} s)",
@@ -141,7 +142,9 @@ def run_ppo_bench(args: argparse.Namespace) -> int:
         "timesteps_per_seed": args.timesteps,
         "num_envs": args.num_envs,
         "init": args.init,
-        "ppo": dataclasses.asdict(config_from_args(PPOConfig, args, seed=0)),
+        "ppo": {
+            k: v for k, v in dataclasses.asdict(config_from_args(PPOConfig, args)).items() if k != "seed"
+        },
         "blocked_s": args.blocked_s,
         "camera": args.camera,
         "traffic": args.traffic,
