@@ -610,6 +610,6 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
 
 
 #: the parallel kernel (``prange`` over workers, frames x cameras dealt round-robin)
-render_numba = numba.njit(parallel=True, cache=True)(_render_frames)
+render_numba = numba.njit(parallel=True, cache=True, nogil=True)(_render_frames)
 #: the same kernel without a thread team, for one job: no wake-up, no spinning workers
-render_numba_serial = numba.njit(cache=True)(_render_frames)
+render_numba_serial = numba.njit(cache=True, nogil=True)(_render_frames)
