@@ -60,14 +60,16 @@ class DrivingSB3VecEnv(VecEnv):
             raise ValueError(f"actions must have shape ({self.num_envs}, 2), got {actions.shape}")
         results: list[StepResult] = []
         finals: list[tuple[int, StepResult]] = []
+        frames = self.batch.frames()
         for k in range(self.num_envs):
             result = self.batch.step_world(k, actions[k])
             if result.terminated or result.truncated:
                 finals.append((k, result))
                 result = self.batch.reset_world(k, None)
                 self.reset_infos[k] = result.info
+            frames.add(k, result.state)
             results.append(result)
-        obs, final_obs = self.batch.observe(results, finals)
+        obs, final_obs = self.batch.observe(results, finals, frames)
         rewards = np.array([r.reward for r in results], dtype=np.float32)
         dones = np.zeros(self.num_envs, dtype=np.bool_)
         infos = [dict(r.info) for r in results]

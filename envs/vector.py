@@ -79,26 +79,36 @@ class WorldBatch:
     def step_world(self, k: int, action: Any) -> StepResult:
         return self.worlds[k].step(action)
 
+    def frames(self):
+        """The :class:`~envs.cameras.Frames` of one step: ``add`` each world's state as it
+        steps (its cameras are drawn meanwhile), then pass it to :meth:`observe`."""
+        return self.cameras.frames(self.worlds)
+
     def observe(
-        self, results: Sequence[StepResult], extra: Sequence[tuple[int, StepResult]] = ()
+        self, results: Sequence[StepResult], extra: Sequence[tuple[int, StepResult]] = (), frames=None
     ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
         """The batched observation of ``results`` (one per world) and the single
-        observations of ``extra`` (world, result) pairs, all cameras in one render call."""
-        worlds = list(self.worlds) + [self.worlds[k] for k, _ in extra]
-        states = [r.state for r in results] + [r.state for _, r in extra]
-        cams = self.cameras.render_batch(worlds, states)
-        n = self.num_envs
+        observations of ``extra`` (world, result) pairs. ``frames``: the step's
+        :class:`~envs.cameras.Frames` with every result's state added; without it, every
+        camera is drawn here in one render call."""
+        if frames is None:
+            frames = self.cameras.frames(self.worlds, chunk=self.num_envs)
+            for k, r in enumerate(results):
+                frames.add(k, r.state)
+        for k, r in extra:
+            frames.add_extra(self.worlds[k], r.state)
+        cams, extra_cams = frames.result()
         parts = [r.observation for r in results]
         obs = {
-            "camera": cams[:n] if not extra else cams[:n].copy(),
+            "camera": cams,
             "route": np.stack([p["route"] for p in parts]),
             "speed": np.stack([p["speed"] for p in parts]),
             "command": np.array([p["command"] for p in parts], np.int64),
             "command_distance_m": np.stack([p["command_distance_m"] for p in parts]),
         }
-        singles = [{"camera": cams[n + j].copy(), **r.observation} for j, (_, r) in enumerate(extra)]
+        singles = [{"camera": cam, **r.observation} for cam, (_, r) in zip(extra_cams, extra, strict=True)]
         for k, r in enumerate(results):
-            self.last_obs[k] = {"camera": obs["camera"][k], **r.observation}
+            self.last_obs[k] = {"camera": cams[k], **r.observation}
             self.last_info[k] = r.info
         return obs, singles
 
@@ -110,6 +120,7 @@ class WorldBatch:
         return frame_of(obs, info, self.config.route_map)
 
     def close(self) -> None:
+        self.cameras.close()
         for world in self.worlds:
             world.backend.close()
 
@@ -201,16 +212,18 @@ class DrivingVectorEnv(VectorEnv):
             )
         results: list[StepResult] = []
         finals: list[tuple[int, StepResult]] = []
+        frames = self.batch.frames()
         for k in range(self.num_envs):
             if self._autoreset[k]:  # NEXT_STEP: the world ended on the previous step
-                results.append(self.batch.reset_world(k, None))
-                continue
-            result = self.batch.step_world(k, actions[k])
-            if self.autoreset_mode is AutoresetMode.SAME_STEP and (result.terminated or result.truncated):
-                finals.append((k, result))
                 result = self.batch.reset_world(k, None)
+            else:
+                result = self.batch.step_world(k, actions[k])
+                if self.autoreset_mode is AutoresetMode.SAME_STEP and (result.terminated or result.truncated):
+                    finals.append((k, result))
+                    result = self.batch.reset_world(k, None)
+            frames.add(k, result.state)
             results.append(result)
-        obs, final_obs = self.batch.observe(results, finals)
+        obs, final_obs = self.batch.observe(results, finals, frames)
         rewards = np.array([r.reward for r in results], dtype=np.float64)
         terminated = np.array([r.terminated for r in results], dtype=np.bool_)
         truncated = np.array([r.truncated for r in results], dtype=np.bool_)

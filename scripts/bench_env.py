@@ -9,7 +9,9 @@ one render call per step, NEXT_STEP autoreset). A step counts once per world.
 * profile pass (``--profile``, on by default): the same again with timers around the
   world tick, the route map, the autopilot's action for ``info``, the cameras and the
   resets, reported as microseconds per env step (``other`` is the env's own Python:
-  observation, rewards, info, batching);
+  observation, rewards, info, batching, packing states for the cameras). For the vector
+  env ``render`` is the time a step waits for its cameras once every world has stepped:
+  render threads draw most of them while the worlds step (:class:`envs.cameras.Frames`);
 * ``--fast``: no autopilot action in ``info`` (``DrivingEnvConfig.autopilot_in_info``);
 * ``--memory``: ``--steps`` default 10^6, every world reset every 1000 steps
   (``--episode-steps``); the resident set size is sampled as it runs and its growth
@@ -140,7 +142,7 @@ class _Runner:
 @contextmanager
 def _timers(totals: dict[str, float]):
     """Time the expensive calls of a step by wrapping their classes' methods."""
-    from envs.cameras import CameraSet
+    from envs.cameras import CameraSet, Frames
     from sim.autopilot import Autopilot
     from sim.embedded import EmbeddedBackend
     from sim.routemap import RouteMap
@@ -151,7 +153,7 @@ def _timers(totals: dict[str, float]):
         "route_map": (RouteMap, "render"),
         "autopilot": (Autopilot, "act"),
         "render": (CameraSet, "render"),
-        "render_batch": (CameraSet, "render_batch"),
+        "render_wait": (Frames, "result"),
     }
     saved = {}
     for name, (cls, attr) in targets.items():
@@ -199,7 +201,7 @@ def _profile(runner: _Runner, steps: int) -> dict[str, float]:
         done = runner.run(steps)
         wall = time.perf_counter() - t0
     us = {k: 1e6 * v / done for k, v in totals.items()}
-    render = us.pop("render") + us.pop("render_batch")
+    render = us.pop("render") + us.pop("render_wait")
     out = {k: round(v, 1) for k, v in us.items()}
     out["render"] = round(render, 1)
     out["total"] = round(1e6 * wall / done, 1)

@@ -1,7 +1,10 @@
 """The batched worlds: Gymnasium's VectorEnv (both autoreset modes), equality with the
-single env world by world, one render call per step, and the SB3 adapter under PPO."""
+single env world by world, one render call per step (or render threads drawing while
+the worlds step, image for image the same), and the SB3 adapter under PPO."""
 
 from __future__ import annotations
+
+import threading
 
 import gymnasium as gym
 import numpy as np
@@ -128,6 +131,82 @@ def test_one_render_call_per_step_for_all_worlds(assets):
         venv.step(actions_for(1, 4, t)[0])
     assert calls == [4, 4, 4]
     venv.close()
+
+
+@pytest.fixture
+def two_threads():
+    """numba at 2 threads for one test: the vector env then draws on a render thread."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("render threads need numba with 2 threads or more (NUMBA_NUM_THREADS)")
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(1)
+
+
+def _render_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("loopdrive-render")]
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_threads, mode):
+    """5 worlds in chunks of 2, 2 and 1 on a render thread and the stepping thread, across
+    autoresets (SAME_STEP: final observations too): the same images as one kernel call per
+    step, and every world drawn once per step, by the render thread as well."""
+    import numba
+
+    threaded = DrivingVectorEnv(5, assets=assets, autoreset_mode=mode, **SHORT)
+    one_call = DrivingVectorEnv(5, assets=assets, autoreset_mode=mode, **SHORT)
+    a, _ = threaded.reset(seed=3)
+    renderer = threaded.batch.cameras.renderer_for(threaded.batch.worlds[0])
+    calls: list[tuple[int, str]] = []
+    drawn_by: set[str] = set()
+    original = renderer.render_into
+
+    def counting(out, packed, threads=None):
+        calls.append((len(out), threading.current_thread().name))
+        drawn_by.add(threading.current_thread().name)
+        return original(out, packed, threads)
+
+    renderer.render_into = counting
+    numba.set_num_threads(1)
+    b, _ = one_call.reset(seed=3)
+    assert same(a, b)
+    finals = 0
+    for step, act in enumerate(actions_for(25, 5, seed=4)):
+        numba.set_num_threads(2)
+        del calls[:]
+        a, _, ta, ua, ia = threaded.step(act)
+        assert sorted(n for n, _ in calls if n) == [1, 2, 2] or "final_obs" in ia, step
+        numba.set_num_threads(1)
+        b, _, tb, ub, ib = one_call.step(act)
+        assert same(a, b) and (ta == tb).all() and (ua == ub).all(), step
+        if "final_obs" in ia:
+            finals += 1
+            for k in np.flatnonzero(ia["_final_obs"]):
+                assert same(ia["final_obs"][k], ib["final_obs"][k])
+        assert len(_render_threads()) == 1
+    assert mode is AutoresetMode.NEXT_STEP or finals > 0
+    assert "loopdrive-render-0" in drawn_by
+    threaded.close()
+    one_call.close()
+    assert not _render_threads()
+
+
+def test_a_render_thread_error_reaches_the_step(assets, two_threads):
+    venv = DrivingVectorEnv(3, assets=assets, **SMALL)
+    venv.reset(seed=0)
+    renderer = venv.batch.cameras.renderer_for(venv.batch.worlds[0])
+
+    def broken(out, packed, threads=None):
+        raise MemoryError("out of memory in the camera kernel")
+
+    renderer.render_into = broken
+    with pytest.raises(MemoryError, match="camera kernel"):
+        venv.step(actions_for(1, 3)[0])
+    venv.close()
+    assert not _render_threads()
 
 
 def test_bad_action_batches_raise(assets):

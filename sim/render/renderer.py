@@ -137,8 +137,20 @@ class Renderer:
             return out
         if self._torch is not None:
             return self._torch.render(packed)
+        self.render_into(out, packed)
+        return out
+
+    def render_into(self, out: np.ndarray, packed: Packed, threads: int | None = None) -> None:
+        """Render packed states into ``out`` (B, n_cams, H, W, 3) uint8, C-contiguous, with
+        the numba kernel on ``threads`` threads (default: numba's count). The kernel does
+        not hold the GIL: other Python threads run while it draws."""
+        if self._numba_args is None:
+            raise ConfigError("render_into needs the numba backend; the torch one returns new tensors")
+        b = packed.ego.shape[0]
+        if out.shape != (b, *self.image_shape) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            raise ValueError(f"render_into needs a C-contiguous uint8 array of shape {(b, *self.image_shape)}")
         tabs, statics, index, tex, wp = self._numba_args
-        threads = min(numba.get_num_threads(), b * len(self.cams))
+        threads = min(numba.get_num_threads() if threads is None else threads, b * len(self.cams))
         kernel = render_numba if threads > 1 else render_numba_serial  # one job: no thread team to wake
         kernel(
             out,
@@ -153,7 +165,6 @@ class Renderer:
             wp,
             threads,
         )
-        return out
 
     def _numba_static(self):
         t, s, g = self.tables, self.scene, self.ground
