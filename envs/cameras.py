@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -167,8 +166,7 @@ class _RenderPool:
             job.run()
 
     def submit(self, job: _Job) -> None:
-        self._jobs.put(job)
-        time.sleep(0)  # let a waiting render thread take the GIL now, not at the next switch interval
+        self._jobs.put(job)  # a render thread takes it at the stepping thread's next GIL release
 
     def close(self) -> None:
         for _ in self._threads:
