@@ -156,7 +156,8 @@ class _RenderPool:
         self.size = size
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._work, name=f"loopdrive-render-{i}", daemon=True) for i in range(size)
+            threading.Thread(target=self._work, name=f"loopdrive-render-{i}", daemon=True)
+            for i in range(size)
         ]
         for thread in self._threads:
             thread.start()
@@ -193,7 +194,8 @@ class Frames:
         self.states: list[WorldState | None] = [None] * len(worlds)
         self.extra: list[tuple[DrivingWorld, WorldState]] = []
         self._pool = None
-        if cameras.render_threads() > 0 and not any(getattr(w.backend, "renders_cameras", False) for w in worlds):
+        own = any(getattr(w.backend, "renders_cameras", False) for w in worlds)  # a CARLA server's
+        if cameras.render_threads() > 0 and not own:
             self._pool = cameras.pool()
             self._out = np.empty((len(worlds), *cameras.shape), np.uint8)
         self._jobs: list[_Job] = []
@@ -205,7 +207,8 @@ class Frames:
             raise RuntimeError(f"add world {self._added} next (worlds are added in order), got {k}")
         self.states[k] = state
         self._added += 1
-        if self._pool is not None and (self._added - self._next >= self.chunk or self._added == len(self.worlds)):
+        full = self._added - self._next >= self.chunk or self._added == len(self.worlds)
+        if self._pool is not None and full:
             while self._next < self._added:
                 self._submit(self._next, self._added)
 

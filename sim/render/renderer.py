@@ -148,7 +148,8 @@ class Renderer:
             raise ConfigError("render_into needs the numba backend; the torch one returns new tensors")
         b = packed.ego.shape[0]
         if out.shape != (b, *self.image_shape) or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            raise ValueError(f"render_into needs a C-contiguous uint8 array of shape {(b, *self.image_shape)}")
+            shape = (b, *self.image_shape)
+            raise ValueError(f"render_into needs a C-contiguous uint8 array of shape {shape}")
         tabs, statics, index, tex, wp = self._numba_args
         threads = min(numba.get_num_threads() if threads is None else threads, b * len(self.cams))
         kernel = render_numba if threads > 1 else render_numba_serial  # one job: no thread team to wake
