@@ -193,7 +193,8 @@ def _warp_road(padded, m, out, channel):
     ``padded`` is the coverage with ``_PAD`` zero pixels around it: a neighbour outside
     the image reads 0 there (source coordinates are clamped into the padding, where all
     four neighbours of a far pixel are 0). A row is done in three loops, the first and
-    last of which the compiler vectorises: coordinates, the four neighbours, the lerps.
+    last of which the compiler vectorises: coordinates, the four neighbours, the lerps
+    (into a contiguous row: faster than storing into the interleaved channels).
     """
     rows, cols = padded.shape[0] - 2 * _PAD, padded.shape[1] - 2 * _PAD
     stride = padded.shape[1]
@@ -205,6 +206,7 @@ def _warp_road(padded, m, out, channel):
     ax, ay, index = np.empty(width, np.float32), np.empty(width, np.float32), np.empty(width, np.int64)
     p00, p01 = np.empty(width, np.float32), np.empty(width, np.float32)
     p10, p11 = np.empty(width, np.float32), np.empty(width, np.float32)
+    row = np.empty(width, np.uint8)
     for v in range(out.shape[0]):
         fv = np.float32(v)
         row_x, row_y = fv * m1 + m2, fv * m4 + m5
@@ -223,7 +225,8 @@ def _warp_road(padded, m, out, channel):
             top = _fma(ax[u], p01[u] - p00[u], p00[u])
             bottom = _fma(ax[u], p11[u] - p10[u], p10[u])
             value = np.rint(_fma(ay[u], bottom - top, top))
-            out[v, u, channel] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+            row[u] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+        out[v, :, channel] = row
 
 
 @numba.njit(cache=True)
