@@ -354,16 +354,44 @@ def _draw_route_kernel(out, channel, line_xy, chunks, first, start, x, y, view_m
 
 
 @numba.njit(cache=True)
-def _render_kernel(
-    image, road_channel, padded, matrix, route_channel, line_xy, chunks, first, start, view, t
-):
-    """:meth:`RouteMap.render` after the noise, in one call: the road warp (``matrix``)
-    into ``image[:, :, road_channel]`` and the route line into ``route_channel`` (a
-    channel of -1 is left out); ``view`` is (x, y, view_m) and ``t`` the route transform."""
+def _road_matrix(pose, geometry):
+    """The inverse map (m0, m1, m2, m3, m4, m5) of the road warp: destination pixel
+    (u, v) -> world x + (u-u0) m right + (v0-v) m forward -> source pixel. ``pose`` is
+    (x, y, cos yaw, sin yaw), ``geometry`` :attr:`RouteMap._geometry`."""
+    x, y, c, s = pose
+    origin_x, origin_y, m_per_px, u0, v0, _ = geometry
+    tx = (x - origin_x) / m_per_px - 0.5 + s * u0 + c * v0
+    ty = (y - origin_y) / m_per_px - 0.5 - c * u0 + s * v0
+    return -s, -c, tx, c, -s, ty
+
+
+@numba.njit(cache=True)
+def _route_transform(pose, geometry):
+    """World -> fixed-point image (ru, fu, tu, rv, fv, tv): (x - X) along the ego's
+    right, forward up, ``_SHIFT`` fractional bits."""
+    x, y, c, s = pose
+    _, _, m_per_px, u0, v0, _ = geometry
+    inv = (1 << _SHIFT) / m_per_px
+    ru, fu = -s * inv, c * inv
+    rv, fv = -c * inv, -s * inv
+    tu = u0 * (1 << _SHIFT) - ru * x - fu * y
+    tv = v0 * (1 << _SHIFT) - rv * x - fv * y
+    return ru, fu, tu, rv, fv, tv
+
+
+@numba.njit(cache=True)
+def _render_kernel(image, road_channel, padded, route_channel, line_xy, chunks, first, start, pose, geometry):
+    """:meth:`RouteMap.render` after the noise, in one call: the road warp into
+    ``image[:, :, road_channel]`` and the route line into ``route_channel`` (a channel
+    of -1 is left out). ``pose`` is (x, y, cos yaw, sin yaw), ``geometry``
+    :attr:`RouteMap._geometry`."""
     if road_channel >= 0:
-        _warp_road(padded, matrix, image, road_channel)
+        _warp_road(padded, _road_matrix(pose, geometry), image, road_channel)
     if route_channel >= 0:
-        _draw_route_kernel(image, route_channel, line_xy, chunks, first, start, view[0], view[1], view[2], t)
+        t = _route_transform(pose, geometry)
+        _draw_route_kernel(
+            image, route_channel, line_xy, chunks, first, start, pose[0], pose[1], geometry[5], t
+        )
 
 
 _WARP_FLAGS = {
@@ -452,6 +480,9 @@ class RouteMap:
         corners = np.array([-0.5, config.size_px - 0.5])
         reach_px = np.hypot(corners[:, None] - self._u0, corners[None, :] - self._v0).max()
         self._view_m = float(reach_px + config.route_width_px + 1) * config.m_per_px
+        #: (origin x, origin y, m_per_px, ego column u0, ego row v0, view_m) for the kernels
+        ox, oy = roads.origin_xy_m
+        self._geometry = (float(ox), float(oy), float(config.m_per_px), self._u0, self._v0, self._view_m)
         self._heading_sigma_rad = math.radians(config.heading_sigma_deg)
         self._kept_list: list[int] = self._kept.tolist()
         # the numba kernels reproduce OpenCV's arithmetic on these sizes (module docstring)
@@ -511,14 +542,13 @@ class RouteMap:
                 image,
                 self._road_channel,
                 self.roads.padded,
-                self._road_matrix(x, y, c, s),
                 self._route_channel,
                 self._line_xy,
                 self._chunks.table,
                 first,
                 _NO_START if start is None else start,
-                (x, y, self._view_m),
-                self._route_transform(x, y, c, s),
+                (x, y, c, s),
+                self._geometry,
             )
             return image
         planes = []
@@ -531,34 +561,15 @@ class RouteMap:
                 planes.append(plane)
         return cv2.merge(planes) if len(planes) > 1 else planes[0][:, :, None]
 
-    def _road_matrix(self, x: float, y: float, c: float, s: float) -> tuple[float, ...]:
-        """The inverse map (m0, m1, m2, m3, m4, m5) of the road warp: destination pixel
-        (u, v) -> world x + (u-u0) m right + (v0-v) m forward -> source pixel."""
-        roads, m = self.roads, self.config.m_per_px
-        u0, v0 = self._u0, self._v0
-        tx = (x - roads.origin_xy_m[0]) / m - 0.5 + s * u0 + c * v0
-        ty = (y - roads.origin_xy_m[1]) / m - 0.5 - c * u0 + s * v0
-        return -s, -c, tx, c, -s, ty
-
     def _road(self, x: float, y: float, c: float, s: float) -> np.ndarray:
         """The road channel: the coarse image warped heading-up around (x, y)."""
         size = self.config.size_px
         return cv2.warpAffine(
             self.roads.coverage,
-            np.reshape(self._road_matrix(x, y, c, s), (2, 3)),
+            np.reshape(_road_matrix((x, y, c, s), self._geometry), (2, 3)),
             (size, size),
             **_WARP_FLAGS,
         )
-
-    def _route_transform(self, x: float, y: float, c: float, s: float) -> tuple[float, ...]:
-        """World -> fixed-point image (ru, fu, tu, rv, fv, tv): (x - X) along the ego's
-        right, forward up, ``_SHIFT`` fractional bits."""
-        inv = (1 << _SHIFT) / self.config.m_per_px
-        ru, fu = -s * inv, c * inv
-        rv, fv = -c * inv, -s * inv
-        tu = self._u0 * (1 << _SHIFT) - ru * x - fu * y
-        tv = self._v0 * (1 << _SHIFT) - rv * x - fv * y
-        return ru, fu, tu, rv, fv, tv
 
     def _route_start(self, route_index: int | None) -> tuple[int, tuple[float, float] | None]:
         """The first drawn point of the simplified line and, with a route index, the ego's
@@ -582,7 +593,7 @@ class RouteMap:
             if len(runs) == 1
             else np.concatenate([line_xy[a:b] for a, b in runs])
         )
-        ru, fu, tu, rv, fv, tv = self._route_transform(x, y, c, s)
+        ru, fu, tu, rv, fv, tv = _route_transform((x, y, c, s), self._geometry)
         uv = cv2.transform(pts.reshape(1, -1, 2), np.array([[ru, fu, tu], [rv, fv, tv]]))
         ipts = np.rint(uv[0]).astype(np.int32)
         if start_xy is not None and runs[0][0] == first:
