@@ -470,6 +470,10 @@ class RouteMap:
         self._s = np.asarray(route.s_m, dtype=np.float64)
         self._command = np.asarray(route.command).astype(np.int64)
         self._next = _next_maneuver_index(self._command)
+        # plain copies for next_maneuver, called every step (numpy scalars cost there)
+        self._s_list: list[float] = self._s.tolist()
+        self._next_list: list[int] = self._next.tolist()
+        self._command_list: list[int] = self._command.tolist()
         self._u0 = float(config.size_px // 2)
         self._v0 = float(config.ego_row_px)
         # The line is drawn from a simplified copy of the route (within a tenth of a
@@ -501,14 +505,15 @@ class RouteMap:
         VOID); inside one, its distance is 0. With none ahead: ``(LANEFOLLOW, distance
         to the goal)``. Raises ``IndexError`` for an index outside the route.
         """
-        n = len(self._s)
+        s = self._s_list
+        n = len(s)
         i = int(route_index)
         if not 0 <= i < n:
             raise IndexError(f"route_index {route_index} outside the route's {n} points")
-        j = int(self._next[i])
+        j = self._next_list[i]
         if j >= n:
-            return int(RoadOption.LANEFOLLOW), float(self._s[-1] - self._s[i])
-        return int(self._command[j]), float(self._s[j] - self._s[i])
+            return int(RoadOption.LANEFOLLOW), s[-1] - s[i]
+        return self._command_list[j], s[j] - s[i]
 
     # -- the picture -----------------------------------------------------------------
 
