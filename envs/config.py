@@ -113,7 +113,7 @@ class DrivingEnvConfig:
     ``seed``: the seed of the first reset that is given none (``None``: fresh OS
     entropy, as Gymnasium does); later seedless resets continue that generator.
     ``autopilot_in_info``: put the privileged autopilot's action for every state in
-    ``info`` (costs about 0.1 ms per step; off in the "fast" mode of the benchmarks).
+    ``info`` (costs some 20-50 us per step; off in the "fast" mode of the benchmarks).
     """
 
     map: str = DEFAULT_MAP

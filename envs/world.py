@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -219,6 +220,7 @@ class DrivingWorld:
             _leaderboard_scenarios(config) if config.routes_file and config.scenario is None else []
         )
         self.route_map: RouteMap | None = None
+        self._route_s_m: list[float] = []  # the route's s_m as floats, for the route index
         self.episode_seed: int | None = None
         self._autopilot = None
         self._noise = np.random.default_rng(0)
@@ -258,6 +260,7 @@ class DrivingWorld:
         backend = self.backend
         roads = self.assets.roads_for(scenario.map, backend, self.config.route_map.m_per_px)
         self.route_map = RouteMap(backend.road_map, backend.route, self.config.route_map, roads=roads)
+        self._route_s_m = np.asarray(backend.route.s_m, dtype=np.float64).tolist()
         self._noise = np.random.default_rng([episode_seed, 2])
         self._autopilot = backend.make_autopilot() if self.config.autopilot_in_info else None
         self._prev_progress_m = backend.monitor.progress_m
@@ -296,8 +299,8 @@ class DrivingWorld:
         return StepResult(state, self._observe(state), 0.0, False, True, self._info(state, terms, reason))
 
     def _observe(self, state: WorldState) -> dict[str, Any]:
-        monitor, route = self.backend.monitor, self.backend.route
-        self.route_index = max(0, int(np.searchsorted(route.s_m, monitor.progress_m, side="right")) - 1)
+        # the last route point at or behind the progress (np.searchsorted's "right" side)
+        self.route_index = max(0, bisect_right(self._route_s_m, self.backend.monitor.progress_m) - 1)
         ego = state.ego
         image = self.route_map.render(
             ego.x_m, ego.y_m, ego.yaw_rad, self._noise, route_index=self.route_index
@@ -388,7 +391,7 @@ def action_to_control(action: Any) -> Control:
         raise ValueError(f"the action is [steer, accel]: a float array of shape (2,), got shape {a.shape}")
     if a.dtype.kind != "f":
         raise ValueError(f"the action is [steer, accel] as floats, got dtype {a.dtype}")
-    steer, accel = float(a[0]), float(a[1])
+    steer, accel = a.tolist()
     if not (math.isfinite(steer) and math.isfinite(accel)):
         raise ValueError(f"the action must be finite, got [steer, accel] = [{steer}, {accel}]")
     return Control(steer, accel)

@@ -21,8 +21,10 @@ lines where it already came to a full stop.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from sim.errors import ConfigError
@@ -44,6 +46,7 @@ PASS_AFTER_M = 8.0
 #: a standing obstacle to pass: the ego waits this much further back (m), room to steer out
 PASS_WAIT_M = 7.0
 _STOPS = (LightState.STOP, LightState.OFF)  # a dark traffic light is a stop sign
+_STATIC = int(ActorType.STATIC)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,100 @@ def _wrap(a):
     return np.remainder(a + np.pi, 2 * np.pi) - np.pi
 
 
+def _clip(x: float, lo: float, hi: float) -> float:
+    """``np.clip`` of one float, without numpy's per-call cost: the same result, NaN and
+    signed zeros included (a bound is returned unless ``x`` is strictly inside it)."""
+    x = x if (x > lo or x != x) else lo
+    return x if (x < hi or x != x) else hi
+
+
+@numba.njit(cache=True)
+def _nearest_point(xy, lo, hi, x, y):
+    """(index, distance) of the point of ``xy[lo:hi]`` nearest (x, y), the first of equals
+    (``np.argmin`` of ``np.hypot``); ``lo < hi``."""
+    best, best_d = lo, np.hypot(xy[lo, 0] - x, xy[lo, 1] - y)
+    for k in range(lo + 1, hi):
+        d = np.hypot(xy[k, 0] - x, xy[k, 1] - y)
+        if d < best_d:
+            best, best_d = k, d
+    return best, best_d
+
+
+@numba.njit(cache=True)
+def _first_conflict(pts, yaws, xyz, velocity, half_extent, actor_yaw, ego_z, times, half_width, margin):
+    """(actor, corridor point) of the first corridor point (of ``pts``, headings ``yaws``)
+    that an actor's box enters at one of ``times``, extrapolated at constant velocity;
+    the lowest actor index of equals; (-1, len(pts)) for none.
+
+    Only actors on the ego's level that can reach the corridor's bounding box within the
+    horizon count. A point is entered when the predicted centre comes closer than
+    ``half_width + margin`` plus the box's extent across the corridor heading there.
+    """
+    n_pts, n_t = len(pts), len(times)
+    lo_x, lo_y = pts[:, 0].min(), pts[:, 1].min()
+    hi_x, hi_y = pts[:, 0].max(), pts[:, 1].max()
+    base = half_width + margin
+    px, py = np.empty(n_t), np.empty(n_t)
+    best_a, best_m = -1, n_pts
+    for a in range(len(xyz)):
+        x, y = xyz[a, 0], xyz[a, 1]
+        if not abs(xyz[a, 2] - ego_z) < LEVEL_M:  # on a bridge over or under
+            continue
+        out_x = max(max(lo_x - x, x - hi_x), 0.0)
+        out_y = max(max(lo_y - y, y - hi_y), 0.0)
+        reach = np.hypot(velocity[a, 0], velocity[a, 1]) * times[-1]
+        reach += half_extent[a, 0] + half_width + margin
+        if not np.hypot(out_x, out_y) <= reach:
+            continue
+        hl, hw = half_extent[a, 0], half_extent[a, 1]
+        for t in range(n_t):
+            px[t] = x + velocity[a, 0] * times[t]
+            py[t] = y + velocity[a, 1] * times[t]
+        # no point farther than this from every predicted centre can be entered (the
+        # extent across lies between hw and hl; the slack dwarfs any rounding)
+        bound = base + max(hl, hw) + 1e-6
+        x0, x1, y0, y1 = px.min() - bound, px.max() + bound, py.min() - bound, py.max() + bound
+        for m in range(best_m):  # only a point before the best so far can win
+            qx, qy = pts[m, 0], pts[m, 1]
+            if qx < x0 or qx > x1 or qy < y0 or qy > y1:
+                continue
+            rel_yaw = abs(math.sin(actor_yaw[a] - yaws[m]))
+            limit = base + (hw + (hl - hw) * rel_yaw)
+            for t in range(n_t):
+                if np.hypot(px[t] - qx, py[t] - qy) < limit:
+                    best_a, best_m = a, m
+                    break
+            if best_a == a:
+                break
+    return best_a, best_m
+
+
+@numba.njit(cache=True)
+def _nearest_static(types, xyz, velocity, half_extent, pts, yaws, s_pts, half_width, margin):
+    """(actor, corridor point, lateral offset m) of the standing static actor in the
+    corridor (``pts`` with headings ``yaws`` at route distances ``s_pts``) that comes
+    first along it, the lowest actor index of equals; (-1, -1, 0.0) for none.
+
+    An actor's corridor point is the one nearest its centre; it is in the corridor when
+    its centre lies within its half width + ``half_width`` + ``margin`` of that point,
+    across the route.
+    """
+    best_k, best_m, best_lateral = -1, -1, 0.0
+    if len(pts) == 0:
+        return best_k, best_m, best_lateral
+    for k in range(len(types)):
+        if types[k] != _STATIC or not np.hypot(velocity[k, 0], velocity[k, 1]) < 0.2:
+            continue
+        m, _ = _nearest_point(pts, 0, len(pts), xyz[k, 0], xyz[k, 1])
+        dx, dy = xyz[k, 0] - pts[m, 0], xyz[k, 1] - pts[m, 1]
+        lateral = -dx * math.sin(yaws[m]) + dy * math.cos(yaws[m])
+        if abs(lateral) > half_extent[k, 1] + half_width + margin:
+            continue
+        if best_k < 0 or s_pts[m] < s_pts[best_m]:
+            best_k, best_m, best_lateral = k, m, lateral
+    return best_k, best_m, best_lateral
+
+
 class Autopilot:
     """Drives one route. ``vehicle`` gives wheelbase_m, max_steer_rad, max_accel_mps2,
     max_brake_mps2, length_m and width_m (a :class:`sim.vehicle.VehicleParams`)."""
@@ -92,6 +189,11 @@ class Autopilot:
         self.s = np.asarray(route.s_m, dtype=np.float64)
         self.yaw = np.asarray(route.yaw_rad, dtype=np.float64)
         self.profile = self._speed_profile(np.asarray(speed_limits_mps, dtype=np.float64))
+        # plain-float copies for the per-step scalar work (numpy costs ~1 us a call there)
+        self._s_list: list[float] = self.s.tolist()
+        self._xy_list: list[list[float]] = self.xy.tolist()
+        self._profile_list: list[float] = self.profile.tolist()
+        self._segment_ll: list[float | None] = [None] * len(self._s_list)  # see _foot_s
         self._stop_index = self._stop_lines()
         self._times = self._TIMES[self.config.horizon_s + 1e-9 >= self._TIMES]
         self.reset()
@@ -151,10 +253,9 @@ class Autopilot:
     def locate(self, x: float, y: float, yaw: float) -> int:
         """Index of the route point nearest the ego (window search, global fallback)."""
         lo = max(0, self._hint - 20)
-        hi = min(len(self.s), self._hint + 80)
-        d = np.hypot(self.xy[lo:hi, 0] - x, self.xy[lo:hi, 1] - y)
-        i = lo + int(np.argmin(d))
-        if d[i - lo] > 4.0:  # lost (a reset, a takeover): search the whole route
+        hi = min(len(self._s_list), self._hint + 80)
+        i, d = _nearest_point(self.xy, lo, hi, x, y)
+        if d > 4.0:  # lost (a reset, a takeover): search the whole route
             d = np.hypot(self.xy[:, 0] - x, self.xy[:, 1] - y)
             heading_ok = np.abs(_wrap(self.yaw - yaw)) < np.pi / 2
             d = np.where(heading_ok, d, d + 1e3)
@@ -165,14 +266,20 @@ class Autopilot:
 
     def _foot_s(self, i: int, x: float, y: float) -> float:
         """Distance along the route of the ego's foot on the segment next to point i."""
-        j = i + 1 if i + 1 < len(self.s) else i - 1
+        j = i + 1 if i + 1 < len(self._s_list) else i - 1
         if j < 0:
-            return float(self.s[i])
-        a, b = self.xy[min(i, j)], self.xy[max(i, j)]
-        d = b - a
-        ll = float(d @ d)
-        t = 0.0 if ll == 0 else float(np.clip(((x - a[0]) * d[0] + (y - a[1]) * d[1]) / ll, -1.0, 2.0))
-        return float(self.s[min(i, j)] + t * math.sqrt(ll))
+            return self._s_list[i]
+        k = min(i, j)
+        (ax, ay), (bx, by) = self._xy_list[k], self._xy_list[k + 1]
+        ll = self._segment_ll[k]
+        if ll is None:
+            # the squared length as numpy's dot gives it (BLAS may fuse a multiply-add),
+            # worked out once per segment
+            d = self.xy[k + 1] - self.xy[k]
+            ll = self._segment_ll[k] = float(d @ d)
+        dx, dy = bx - ax, by - ay
+        t = 0.0 if ll == 0 else _clip(((x - ax) * dx + (y - ay) * dy) / ll, -1.0, 2.0)
+        return self._s_list[k] + t * math.sqrt(ll)
 
     def act(self, state: WorldState) -> Control:
         """The control for ``state``."""
@@ -185,27 +292,26 @@ class Autopilot:
 
     def _steer(self, ego, i: int) -> float:
         c, veh = self.config, self.vehicle
-        ld = float(
-            np.clip(
-                c.lookahead_min_m + c.lookahead_gain_s * ego.speed_mps, c.lookahead_min_m, c.lookahead_max_m
-            )
+        ld = _clip(
+            c.lookahead_min_m + c.lookahead_gain_s * ego.speed_mps, c.lookahead_min_m, c.lookahead_max_m
         )
         # rear axle: pure pursuit's geometry holds there
         rx = ego.x_m - veh.rear_axle_to_centre_m * math.cos(ego.yaw_rad)
         ry = ego.y_m - veh.rear_axle_to_centre_m * math.sin(ego.yaw_rad)
-        j = int(np.searchsorted(self.s, self.s[i] + ld))
-        j = min(j, len(self.s) - 1)
-        tx, ty = self._path(j, j + 1)[0]
+        s = self._s_list
+        j = min(bisect_left(s, s[i] + ld), len(s) - 1)
+        tx, ty = self._xy_list[j] if self._pass is None else self._path(j, j + 1)[0]
         alpha = math.atan2(ty - ry, tx - rx) - ego.yaw_rad
         dist = max(math.hypot(tx - rx, ty - ry), 1.0)
         delta = math.atan2(2.0 * veh.wheelbase_m * math.sin(alpha), dist)
-        return float(np.clip(delta / veh.max_steer_rad, -1.0, 1.0))
+        return _clip(delta / veh.max_steer_rad, -1.0, 1.0)
 
     def _accel(self, state: WorldState, i: int) -> float:
         ego = state.ego
         v = ego.speed_mps
-        j = min(len(self.s) - 1, int(np.searchsorted(self.s, self.s[i] + 2.0 + 0.5 * v)))
-        v0 = float(min(self.profile[i], self.profile[j]))
+        s = self._s_list
+        j = min(len(s) - 1, bisect_left(s, s[i] + 2.0 + 0.5 * v))
+        v0 = min(self._profile_list[i], self._profile_list[j])
         if self._pass is not None or self._blocker is not None:
             v0 = min(v0, PASS_SPEED_MPS)
         gap, lead_v = self._obstacle_gap(state, i)
@@ -216,13 +322,13 @@ class Autopilot:
         if line < math.inf:
             a = min(a, self._idm(v, v0, line, v))
         # stop with the centre on the goal: a standing obstacle min_gap_m beyond it
-        to_goal = float(self.s[-1] - self._s_now)
+        to_goal = s[-1] - self._s_now
         a = min(a, self._idm(v, v0, to_goal + self.config.min_gap_m, v))
         if to_goal < 0.5 and v < 0.5:
             a = -self.vehicle.max_brake_mps2  # hold at the goal
         if a >= 0:
-            return float(np.clip(a / self.vehicle.max_accel_mps2, 0.0, 1.0))
-        return float(np.clip(a / self.vehicle.max_brake_mps2, -1.0, 0.0))
+            return _clip(a / self.vehicle.max_accel_mps2, 0.0, 1.0)
+        return _clip(a / self.vehicle.max_brake_mps2, -1.0, 0.0)
 
     def _idm(self, v: float, v0: float, gap: float, closing: float) -> float:
         c = self.config
@@ -250,37 +356,31 @@ class Autopilot:
         if len(actors) == 0:
             return math.inf, 0.0
         c, veh = self.config, self.vehicle
-        j = int(np.searchsorted(self.s, self.s[i] + self._horizon_m(state.ego.speed_mps)))
-        pts, yaws, ss = self._path(i, j), self.yaw[i:j], self.s[i:j] - self._s_now
-        if len(pts) == 0:
+        s = self._s_list
+        j = bisect_left(s, s[i] + self._horizon_m(state.ego.speed_mps))
+        if j <= i:
             return math.inf, 0.0
-        # only actors that can reach the corridor's bounding box within the horizon
-        xy = actors.xyz_m[:, :2]
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        outside = np.maximum(np.maximum(lo - xy, xy - hi), 0.0)
-        reach = np.hypot(actors.velocity_mps[:, 0], actors.velocity_mps[:, 1]) * self._times[-1]
-        reach += actors.half_extent_m[:, 0] + 0.5 * veh.width_m + c.corridor_margin_m
-        level = np.abs(actors.xyz_m[:, 2] - state.ego.z_m) < LEVEL_M  # not on a bridge over or under
-        near = (np.hypot(outside[:, 0], outside[:, 1]) <= reach) & level
-        if not near.any():
+        pts, yaws = self._path(i, j), self.yaw[i:j]
+        a, m = _first_conflict(
+            pts,
+            yaws,
+            actors.xyz_m,
+            actors.velocity_mps,
+            actors.half_extent_m,
+            actors.yaw_rad,
+            state.ego.z_m,
+            self._times,
+            0.5 * veh.width_m,
+            c.corridor_margin_m,
+        )
+        if a < 0:
             return math.inf, 0.0
-        pos, vel = actors.xyz_m[near, :2], actors.velocity_mps[near]
-        hl, hw, ayaw = actors.half_extent_m[near, 0], actors.half_extent_m[near, 1], actors.yaw_rad[near]
-        # (A, T, 2) predicted centres; distance to every corridor point: (A, T, M)
-        pred = pos[:, None, :] + vel[:, None, :] * self._times[None, :, None]
-        d = np.hypot(pred[..., 0, None] - pts[None, None, :, 0], pred[..., 1, None] - pts[None, None, :, 1])
-        rel_yaw = np.abs(np.sin(ayaw[:, None] - yaws[None, :]))  # (A, M)
-        lateral_extent = hw[:, None] + (hl - hw)[:, None] * rel_yaw
-        hit = d < (0.5 * veh.width_m + c.corridor_margin_m + lateral_extent)[:, None, :]
-        if not hit.any():
-            return math.inf, 0.0
-        hit_m = hit.any(axis=1)  # (A, M): corridor point m is entered at some time
-        first_m = np.where(hit_m.any(axis=1), np.argmax(hit_m, axis=1), len(pts))  # (A,)
-        a = int(np.argmin(first_m))
-        m = int(first_m[a])
-        along_extent = hl[a] * math.sqrt(max(0.0, 1 - rel_yaw[a, m] ** 2)) + hw[a] * rel_yaw[a, m]
-        gap = float(ss[m] - 0.5 * veh.length_m - along_extent)
-        lead_v = float(vel[a, 0] * math.cos(yaws[m]) + vel[a, 1] * math.sin(yaws[m]))
+        hl, hw = actors.half_extent_m[a, 0], actors.half_extent_m[a, 1]
+        rel_yaw = abs(math.sin(actors.yaw_rad[a] - yaws[m]))
+        along_extent = hl * math.sqrt(max(0.0, 1 - rel_yaw**2)) + hw * rel_yaw
+        gap = float(s[i + m] - self._s_now - 0.5 * veh.length_m - along_extent)
+        vx, vy = actors.velocity_mps[a]
+        lead_v = float(vx * math.cos(yaws[m]) + vy * math.sin(yaws[m]))
         return gap, max(lead_v, 0.0)
 
     def _stop_line_gap(self, state: WorldState, i: int) -> float:
@@ -289,13 +389,15 @@ class Autopilot:
         if len(signals) == 0:
             return math.inf
         v = state.ego.speed_mps
+        horizon = self._horizon_m(v)
         best = math.inf
         for row, lines in self._route_rows(signals):
-            line_i = next((k for k in lines if k >= i - 1), None)
-            if line_i is None:
+            k = bisect_left(lines, i - 1)  # the first of the row's stop lines not yet passed
+            if k == len(lines):
                 continue
-            dist = float(self.s[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
-            if dist > self._horizon_m(v):
+            line_i = lines[k]
+            dist = (self._s_list[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
+            if dist > horizon:
                 continue
             st = int(signals.state[row])
             if self._must_stop(st, dist, v, line_i):
@@ -361,27 +463,23 @@ class Autopilot:
         """(route s, half length, offset to pass it) of the nearest standing static actor
         in the corridor ahead; None when there is none."""
         actors, veh = state.actors, self.vehicle
-        static = np.flatnonzero((actors.type == ActorType.STATIC) & (np.hypot(*actors.velocity_mps.T) < 0.2))
-        if len(static) == 0:
+        j = bisect_left(self._s_list, self._s_now + self.config.scan_m)
+        k, m, lateral = _nearest_static(
+            actors.type,
+            actors.xyz_m,
+            actors.velocity_mps,
+            actors.half_extent_m,
+            self.xy[i:j],
+            self.yaw[i:j],
+            self.s[i:j],
+            0.5 * veh.width_m,
+            self.config.corridor_margin_m,
+        )
+        if k < 0:
             return None
-        j = int(np.searchsorted(self.s, self._s_now + self.config.scan_m))
-        pts, yaws = self.xy[i:j], self.yaw[i:j]
-        best = None
-        for k in static:
-            d = np.hypot(pts[:, 0] - actors.xyz_m[k, 0], pts[:, 1] - actors.xyz_m[k, 1])
-            if len(d) == 0:
-                continue
-            m = int(np.argmin(d))
-            dx, dy = actors.xyz_m[k, 0] - pts[m, 0], actors.xyz_m[k, 1] - pts[m, 1]
-            lateral = -dx * math.sin(yaws[m]) + dy * math.cos(yaws[m])
-            hw = float(actors.half_extent_m[k, 1])
-            if abs(lateral) > hw + 0.5 * veh.width_m + self.config.corridor_margin_m:
-                continue
-            s_obs = float(self.s[i + m])
-            if best is None or s_obs < best[0]:
-                off = min(0.0, lateral - hw - 0.5 * veh.width_m - PASS_CLEARANCE_M)
-                best = (s_obs, float(actors.half_extent_m[k, 0]), off)
-        return best
+        hw = float(actors.half_extent_m[k, 1])
+        off = min(0.0, lateral - hw - 0.5 * veh.width_m - PASS_CLEARANCE_M)
+        return self._s_list[i + m], float(actors.half_extent_m[k, 0]), off
 
     def _lane_free(self, state: WorldState, plan) -> bool:
         """No actor but the obstacles comes within reach of the shifted part of the path

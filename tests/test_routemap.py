@@ -10,7 +10,7 @@ import pytest
 from sim.errors import ConfigError
 from sim.maps.planner import DenseRoute, RoadOption, RoutePlanner
 from sim.maps.raster import MapRaster, RasterClass
-from sim.routemap import CoarseRoads, RouteMap, RouteMapConfig
+from sim.routemap import CoarseRoads, RouteMap, RouteMapConfig, _kernels_agree
 from tests.conftest import needs_shared, shared_map
 
 EXACT = RouteMapConfig(gps_sigma_m=0.0, heading_sigma_deg=0.0)
@@ -99,6 +99,40 @@ def test_channels_and_ego_row_follow_the_config():
     img = RouteMap(None, straight_route(0, 0, 1.0), cfg, roads=EMPTY_ROADS).render(0.0, 0.0, 1.0)
     assert img.shape == (32, 32, 1) and cfg.shape == (32, 32, 1)
     assert img[:17, 16, 0].all() and not img[17:].any()
+
+
+# -- the kernels against OpenCV ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [RouteMapConfig(), RouteMapConfig(size_px=32, ego_row_px=20, channels=("route", "road"))],
+    ids=["default", "32px-route-first"],
+)
+def test_kernels_draw_the_pixels_opencv_draws(cfg):
+    """The numba kernels (sides a multiple of 32, 1-pixel line) against the OpenCV calls
+    that define the picture: a random coverage (every grey level, the map's edges in
+    view) and a winding random route, noisy poses on, beside and far from it, with and
+    without a route index."""
+    assert _kernels_agree()  # else every render falls back to OpenCV and this test is moot
+    rng = np.random.default_rng(11)
+    roads = CoarseRoads(rng.integers(0, 256, (90, 110), dtype=np.uint8), (-100.0, -80.0), cfg.m_per_px)
+    heading = np.cumsum(rng.normal(0.0, 0.25, 400))  # 1 m steps, sharp turns included
+    route = polyline_route(np.cumsum(np.c_[np.cos(heading), np.sin(heading)], axis=0) - [50.0, 20.0])
+    fast = RouteMap(None, route, cfg, roads=roads)
+    reference = RouteMap(None, route, cfg, roads=roads)
+    reference._kernels = False
+    assert fast._kernels
+    n = len(route.s_m)
+    for k in range(300):
+        i = int(rng.integers(n))
+        x, y = route.xyz_m[i, :2] + rng.normal(0.0, 4.0 if k % 4 else 60.0, 2)
+        yaw = float(route.yaw_rad[i] + rng.normal(0.0, 0.5))
+        seed, index = int(rng.integers(1 << 30)), (None if k % 3 == 0 else i)
+        a = fast.render(x, y, yaw, np.random.default_rng(seed), route_index=index)
+        b = reference.render(x, y, yaw, np.random.default_rng(seed), route_index=index)
+        np.testing.assert_array_equal(a, b, err_msg=f"pose {k}")
+    assert a.shape == cfg.shape
 
 
 # -- noise ---------------------------------------------------------------------------
