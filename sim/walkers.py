@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -34,6 +35,7 @@ NODE_SNAP_M = 1.5
 WALK_SPEED_MPS = (1.1, 1.6)
 HALF_SIZE_M = 0.3
 _KIND_SIDEWALK, _KIND_CROSSING, _KIND_JAYWALK = 0, 1, 2
+_RED = int(LightState.RED)
 
 
 @dataclass
@@ -56,6 +58,16 @@ class WalkerNetwork:
     @property
     def edge_count(self) -> int:
         return len(self.length)
+
+    @cached_property
+    def chord_sq(self) -> np.ndarray:
+        """(E,) squared length of each edge's chord (first point to last), for the
+        crossing test of :func:`_may_cross`; computed as ``d @ d`` as numpy rounds it."""
+        out = np.zeros(self.edge_count)
+        for e in range(self.edge_count):
+            d = self.xy[self.e_off[e + 1] - 1] - self.xy[self.e_off[e]]
+            out[e] = float(d @ d)
+        return out
 
     @property
     def sidewalk_km(self) -> float:
@@ -205,7 +217,8 @@ def _edge_z(e_off, pz, ps, edge, u):
 
 @numba.njit(cache=True)
 def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, pxy, pz, ps, length, dt):
-    """Move every walker along its edge; flag those that reached an end."""
+    """Move every walker along its edge; flag those that reached an end (returns how many)."""
+    ends = 0
     for i in range(edge.shape[0]):
         at_end[i] = False
         if waiting[i]:
@@ -216,14 +229,88 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, 
         if u[i] >= length[e]:
             u[i] = length[e]
             at_end[i] = True
+            ends += 1
         elif u[i] <= 0.0:
             u[i] = 0.0
             at_end[i] = True
+            ends += 1
         nx, ny, h = _edge_pose(e_off, pxy, ps, e, u[i])
         vel[i, 0], vel[i, 1] = (nx - x[i]) / dt, (ny - y[i]) / dt
         x[i], y[i] = nx, ny
         z[i] = _edge_z(e_off, pz, ps, e, u[i])
         yaw[i] = h if direction[i] > 0 else h + np.pi
+    return ends
+
+
+@numba.njit(cache=True)
+def _on_road(kind, edge, waiting, scripted, velocity, x, y):
+    """(K, 2) positions of the walkers out on the road (see :attr:`Walkers.road_xy`)."""
+    out = np.empty((edge.shape[0], 2))
+    k = 0
+    for i in range(edge.shape[0]):
+        off_sidewalk = kind.shape[0] > 0 and kind[edge[i]] != _KIND_SIDEWALK
+        walking_script = scripted[i] and (velocity[i, 0] != 0.0 or velocity[i, 1] != 0.0)
+        if (off_sidewalk and not waiting[i]) or walking_script:
+            out[k, 0], out[k, 1] = x[i], y[i]
+            k += 1
+    return out[:k].copy()
+
+
+@numba.njit(cache=True)
+def _may_cross(edge, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len):
+    """No vehicle within 20 m of the crossing ``edge`` faster than 1 m/s, none standing
+    on it, and then: signalised, every light whose stop line lies near the crossing is
+    red; unsignalled, no vehicle within 6 m. ``states``/``stop_xy``: the signal rows;
+    ``vx``..``vhalf_len``: the vehicles (the NPCs and the ego)."""
+    lo, hi = e_off[edge], e_off[edge + 1]
+    mid = (lo + hi - 1) // 2
+    mx, my = pxy[mid, 0], pxy[mid, 1]
+    half = 0.5 * length[edge]
+    ax, ay = pxy[lo, 0], pxy[lo, 1]
+    dx, dy = pxy[hi - 1, 0] - ax, pxy[hi - 1, 1] - ay
+    ll = chord_sq[edge]
+    for j in range(vx.shape[0]):  # never step out in front of a moving vehicle (turning ones too)
+        if math.hypot(vx[j] - mx, vy[j] - my) < half + 20.0 and vspeed[j] > 1.0:
+            return False
+    for j in range(vx.shape[0]):  # a vehicle stands on the crossing: no walking through it
+        t = 0.0
+        if ll != 0.0:
+            t = ((vx[j] - ax) * dx + (vy[j] - ay) * dy) / ll
+            t = 0.0 if t < 0.0 else (1.0 if t > 1.0 else t)
+        if math.hypot(vx[j] - (ax + t * dx), vy[j] - (ay + t * dy)) < vhalf_len[j] + 1.0:
+            return False
+    near = False
+    for r in range(stop_xy.shape[0]):
+        if math.hypot(stop_xy[r, 0] - mx, stop_xy[r, 1] - my) < half + 8.0:
+            if states[r] != _RED:
+                return False
+            near = True
+    clear = True  # signalised: every near light is red; unsignalled: no vehicle close
+    for j in range(0 if near else vx.shape[0]):
+        if math.hypot(vx[j] - mx, vy[j] - my) < half + 6.0:
+            clear = False
+            break
+    return clear
+
+
+@numba.njit(cache=True)
+def _crossers(
+    waiting, scripted, pending, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len
+):
+    """Indices of the waiting (unscripted) walkers whose crossing is clear now."""
+    out = np.empty(waiting.shape[0], np.int64)
+    k = 0
+    for i in range(waiting.shape[0]):
+        if (
+            waiting[i]
+            and not scripted[i]
+            and _may_cross(
+                pending[i], e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len
+            )
+        ):
+            out[k] = i
+            k += 1
+    return out[:k]
 
 
 @dataclass(frozen=True)
@@ -237,14 +324,6 @@ class Vehicles:
 
     def __len__(self) -> int:
         return len(self.x)
-
-
-def _segment_distance(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Distance of the points (x, y) from the segment a-b."""
-    d = b - a
-    ll = float(d @ d)
-    t = np.zeros_like(x) if ll == 0 else np.clip(((x - a[0]) * d[0] + (y - a[1]) * d[1]) / ll, 0.0, 1.0)
-    return np.hypot(x - (a[0] + t * d[0]), y - (a[1] + t * d[1]))
 
 
 class Walkers:
@@ -303,12 +382,7 @@ class Walkers:
     def road_xy(self) -> np.ndarray:
         """Positions of the walkers out on the road (crossing, not waiting at the curb):
         the ones vehicles must brake for."""
-        if len(self) == 0:
-            return np.zeros((0, 2))
-        kind = self.net.kind[self.edge] if self.net.edge_count else np.zeros(len(self), np.int8)
-        crossing = self.scripted & np.any(self.velocity != 0.0, axis=1)  # scripted, walking
-        out = ((kind != _KIND_SIDEWALK) & ~self.waiting) | crossing
-        return np.stack([self.x[out], self.y[out]], axis=1)
+        return _on_road(self.net.kind, self.edge, self.waiting, self.scripted, self.velocity, self.x, self.y)
 
     def target_count(self) -> int:
         c = self.config
@@ -346,7 +420,7 @@ class Walkers:
         if len(self) == 0:
             return
         net = self.net
-        _walk(
+        ends = _walk(
             self.edge,
             self.u,
             self.direction,
@@ -365,12 +439,27 @@ class Walkers:
             net.length,
             dt_s,
         )
-        for i in np.flatnonzero(self._at_end):
-            self._choose(int(i), dt_s)
-        for i in np.flatnonzero(self.waiting & ~self.scripted):
-            if self._may_cross(int(self.pending[i]), signal_states, signals, vehicles):
-                self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
-                self.waiting[i] = False
+        if ends:
+            for i in np.flatnonzero(self._at_end):
+                self._choose(int(i), dt_s)
+        clear = _crossers(
+            self.waiting,
+            self.scripted,
+            self.pending,
+            net.e_off,
+            net.xy,
+            net.length,
+            net.chord_sq,
+            signal_states,
+            signals.stop_xy_m,
+            vehicles.x,
+            vehicles.y,
+            vehicles.speed,
+            vehicles.half_len,
+        )
+        for i in clear:
+            self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
+            self.waiting[i] = False
 
     def _node_here(self, i: int) -> int:
         e = self.edge[i]
@@ -406,28 +495,3 @@ class Walkers:
         self.edge[i] = edge
         self.direction[i] = direction
         self.u[i] = 0.0 if direction > 0 else self.net.length[edge]
-
-    def _may_cross(self, edge: int, signal_states: np.ndarray, signals, traffic: Vehicles) -> bool:
-        """No vehicle within 20 m of the crossing faster than 1 m/s, and then: signalised,
-        every light whose stop line lies near the crossing is red; unsignalled, no
-        vehicle within 6 m."""
-        net = self.net
-        lo, hi = net.e_off[edge], net.e_off[edge + 1]
-        mid = net.xy[(lo + hi - 1) // 2]
-        half = 0.5 * float(net.length[edge])
-        d_vehicle = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
-        if len(traffic):  # never step out in front of a moving vehicle (turning ones too)
-            if np.any((d_vehicle < half + 20.0) & (traffic.speed > 1.0)):
-                return False
-            if np.any(
-                _segment_distance(net.xy[lo], net.xy[hi - 1], traffic.x, traffic.y) < traffic.half_len + 1.0
-            ):
-                return False  # a vehicle stands on the crossing: no walking through it
-        if len(signals):
-            d = np.hypot(signals.stop_xy_m[:, 0] - mid[0], signals.stop_xy_m[:, 1] - mid[1])
-            near = d < half + 8.0
-            if near.any():
-                return bool(np.all(signal_states[near] == LightState.RED))
-        if len(traffic) == 0:
-            return True
-        return not bool(np.any(d_vehicle < half + 6.0))
