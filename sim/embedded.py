@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import numba
 import numpy as np
 
 from sim.autopilot import Autopilot, AutopilotConfig
@@ -50,6 +51,63 @@ __all__ = ["EmbeddedBackend", "MapAssets"]
 
 #: how far ahead (m, plus the braking distance) the ego claims its junction lanes
 EGO_CLAIM_M = 8.0
+_WALKER = int(ActorType.WALKER)
+
+
+#: half height (m) of a walker's box
+WALKER_HALF_HEIGHT_M = 0.9
+
+
+@numba.njit(cache=True)
+def _pack_actors(
+    hidden,
+    t_ids,
+    t_type,
+    tx,
+    ty,
+    tz,
+    tyaw,
+    tspeed,
+    thl,
+    thw,
+    theight,
+    w_ids,
+    wx,
+    wy,
+    wz,
+    wyaw,
+    wvel,
+    whl,
+    whw,
+):
+    """The arrays of :class:`Actors`: the vehicles that are not hidden (scripted, not
+    entered yet), then the walkers; new arrays every call (states are kept by callers)."""
+    n = 0
+    for i in range(hidden.shape[0]):
+        n += not hidden[i]
+    total = n + w_ids.shape[0]
+    ids = np.empty(total, np.int64)
+    types = np.empty(total, np.int8)
+    xyz = np.empty((total, 3))
+    yaw = np.empty(total)
+    half = np.empty((total, 3))
+    vel = np.empty((total, 2))
+    k = 0
+    for i in range(hidden.shape[0]):
+        if hidden[i]:
+            continue
+        ids[k], types[k], yaw[k] = t_ids[i], t_type[i], tyaw[i]
+        xyz[k, 0], xyz[k, 1], xyz[k, 2] = tx[i], ty[i], tz[i]
+        half[k, 0], half[k, 1], half[k, 2] = thl[i], thw[i], 0.5 * theight[i]
+        vel[k, 0], vel[k, 1] = tspeed[i] * np.cos(tyaw[i]), tspeed[i] * np.sin(tyaw[i])
+        k += 1
+    for i in range(w_ids.shape[0]):
+        ids[k], types[k], yaw[k] = w_ids[i], _WALKER, wyaw[i]
+        xyz[k, 0], xyz[k, 1], xyz[k, 2] = wx[i], wy[i], wz[i]
+        half[k, 0], half[k, 1], half[k, 2] = whl[i], whw[i], WALKER_HALF_HEIGHT_M
+        vel[k, 0], vel[k, 1] = wvel[i, 0], wvel[i, 1]
+        k += 1
+    return ids, types, xyz, yaw, half, vel
 
 
 @dataclass
@@ -445,26 +503,11 @@ class EmbeddedBackend(Backend):
             width_m=e.params.width_m,
             height_m=e.params.height_m,
         )
-        vis = np.flatnonzero(~t.hidden) if t.hidden.any() else slice(None)  # scripted, not entered yet
-        n, m = len(t.ids[vis]), len(w)
-        xyz = np.zeros((n + m, 3))
-        xyz[:n, 0], xyz[:n, 1], xyz[:n, 2] = t.x[vis], t.y[vis], t.z[vis]
-        xyz[n:, 0], xyz[n:, 1], xyz[n:, 2] = w.x, w.y, w.z
-        half = np.empty((n + m, 3))
-        half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len[vis], t.half_wid[vis], 0.5 * t.height[vis]
-        half[n:, 0], half[n:, 1], half[n:, 2] = w.half_len, w.half_wid, 0.9
-        vel = np.empty((n + m, 2))
-        speed, yaw = t.speed[vis], t.yaw[vis]
-        vel[:n, 0], vel[:n, 1] = speed * np.cos(yaw), speed * np.sin(yaw)
-        vel[n:] = w.velocity
-        actors = Actors(
-            id=np.concatenate([t.ids[vis], w.ids]),
-            type=np.concatenate([t.type[vis], np.full(m, int(ActorType.WALKER), np.int8)]),
-            xyz_m=xyz,
-            yaw_rad=np.concatenate([yaw, w.yaw]),
-            half_extent_m=half,
-            velocity_mps=vel,
-        )
+        ids, types, xyz, yaw, half, vel = _pack_actors(
+            t.hidden, t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height,
+            w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid,
+        )  # fmt: skip
+        actors = Actors(id=ids, type=types, xyz_m=xyz, yaw_rad=yaw, half_extent_m=half, velocity_mps=vel)
         sig = self.signals.signal_states(self._time, states) if len(self.signals) else SignalStates.empty()
         return WorldState(self._tick, self._time, ego, actors, sig, tuple(events))
 
