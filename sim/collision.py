@@ -22,7 +22,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["boxes_overlap", "overlapping_pairs", "overlaps_with"]
+__all__ = ["boxes_overlap", "overlapping_box", "overlapping_pairs", "overlaps_with"]
 
 
 @numba.njit(cache=True)
@@ -136,7 +136,10 @@ def overlapping_pairs(
 
 
 @numba.njit(cache=True)
-def _overlaps_box(bx, by, byaw, bhl, bhw, x, y, yaw, half_len, half_wid, skip):
+def overlapping_box(bx, by, byaw, bhl, bhw, x, y, yaw, half_len, half_wid, skip):
+    """Indices (ascending, int64) of the N boxes that overlap the box ``(bx, by, byaw,
+    bhl, bhw)``, leaving out box ``skip`` (-1: none): :func:`overlaps_with` as a kernel,
+    for compiled callers."""
     cb, sb = math.cos(byaw), math.sin(byaw)
     rb = math.hypot(bhl, bhw)
     hits = np.empty(x.shape[0], np.int64)
@@ -181,4 +184,4 @@ def overlaps_with(
         if len(box) != 5:
             raise ValueError(f"a box is (x, y, yaw, half_len, half_wid), got {len(box)} numbers")
         skip = -1
-    return _overlaps_box(*(float(v) for v in box), x, y, yaw, half_len, half_wid, skip)
+    return overlapping_box(*(float(v) for v in box), x, y, yaw, half_len, half_wid, skip)

@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.autopilot import Autopilot, AutopilotConfig
 from sim.backend import Backend
-from sim.collision import overlapping_pairs, overlaps_with
+from sim.collision import overlapping_box, overlapping_pairs
 from sim.errors import ConfigError
 from sim.events import EventRunner, RouteView
 from sim.infractions import InfractionConfig, InfractionMonitor
@@ -108,6 +108,50 @@ def _pack_actors(
         vel[k, 0], vel[k, 1] = wvel[i, 0], wvel[i, 1]
         k += 1
     return ids, types, xyz, yaw, half, vel
+
+
+@numba.njit(cache=True)
+def _ego_touches(
+    ex, ey, eyaw, ehl, ehw, ez, tx, ty, tz, tyaw, thl, thw, t_ids, t_type, wx, wy, wz, wyaw, whl, whw, w_ids
+):
+    """(K, 2) int64: (id, ActorType) of the vehicles, then the walkers, whose boxes overlap
+    the ego's box (centre, yaw, half length, half width) on its level (height ``ez``)."""
+    cars = overlapping_box(ex, ey, eyaw, ehl, ehw, tx, ty, tyaw, thl, thw, -1)
+    walkers = overlapping_box(ex, ey, eyaw, ehl, ehw, wx, wy, wyaw, whl, whw, -1)
+    out = np.empty((cars.shape[0] + walkers.shape[0], 2), np.int64)
+    k = 0
+    for j in cars:
+        if abs(tz[j] - ez) < LEVEL_M:  # not a bridge over or under the ego
+            out[k, 0], out[k, 1] = t_ids[j], t_type[j]
+            k += 1
+    for j in walkers:
+        if abs(wz[j] - ez) < LEVEL_M:
+            out[k, 0], out[k, 1] = w_ids[j], _WALKER
+            k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True)
+def _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw):
+    """(K, 2) int64: the overlapping pairs (a, b), a < b, of the vehicles and walkers
+    numbered vehicles first, on one level, leaving out pairs of two walkers."""
+    n = tx.shape[0]
+    z = np.concatenate((tz, wz))
+    pairs = overlapping_pairs(
+        np.concatenate((tx, wx)),
+        np.concatenate((ty, wy)),
+        np.concatenate((tyaw, wyaw)),
+        np.concatenate((thl, whl)),
+        np.concatenate((thw, whw)),
+    )
+    out = np.empty_like(pairs)
+    k = 0
+    for p in range(pairs.shape[0]):
+        a, b = pairs[p, 0], pairs[p, 1]
+        if a < n and abs(z[a] - z[b]) < LEVEL_M:
+            out[k, 0], out[k, 1] = a, b
+            k += 1
+    return out[:k]
 
 
 @dataclass
@@ -442,37 +486,29 @@ class EmbeddedBackend(Backend):
             j += 1
 
     def _ego_contacts(self) -> list[tuple[int, int]]:
+        """(actor id, ActorType) of every vehicle, then walker, the ego's box overlaps."""
         t, w, e = self.traffic, self.walkers, self._ego
         cx, cy = e.centre()
-        box = (cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m)
-        contacts = []
-        z = self._ego_z()
-        if len(t):
-            for k in overlaps_with(box, t.x, t.y, t.yaw, t.half_len, t.half_wid):
-                if abs(t.z[k] - z) < LEVEL_M:  # not a bridge over or under the ego
-                    contacts.append((int(t.ids[k]), int(t.type[k])))
-        if len(w):
-            for k in overlaps_with(box, w.x, w.y, w.yaw, w.half_len, w.half_wid):
-                if abs(w.z[k] - z) < LEVEL_M:
-                    contacts.append((int(w.ids[k]), int(ActorType.WALKER)))
-        return contacts
+        touches = _ego_touches(
+            cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m, self._ego_z(),
+            t.x, t.y, t.z, t.yaw, t.half_len, t.half_wid, t.ids, t.type,
+            w.x, w.y, w.z, w.yaw, w.half_len, w.half_wid, w.ids,
+        )  # fmt: skip
+        return [(a, b) for a, b in touches.tolist()] if len(touches) else []
 
     def _npc_collisions(self) -> list[Event]:
         """Touches between non-ego actors (vehicles and walkers), each pair once: no
         penalty, but a world where they happen is a bug worth seeing."""
         t, w = self.traffic, self.walkers
-        n = len(t)
-        if n + len(w) < 2:
+        pairs = _npc_touches(
+            t.x, t.y, t.z, t.yaw, t.half_len, t.half_wid, w.x, w.y, w.z, w.yaw, w.half_len, w.half_wid
+        )
+        if not len(pairs):
             return []
-        x, y = np.concatenate([t.x, w.x]), np.concatenate([t.y, w.y])
-        z, yaw = np.concatenate([t.z, w.z]), np.concatenate([t.yaw, w.yaw])
-        hl, hw = np.concatenate([t.half_len, w.half_len]), np.concatenate([t.half_wid, w.half_wid])
-        ids = np.concatenate([t.ids, w.ids])
+        n = len(t)
         out = []
-        for a, b in overlapping_pairs(x, y, yaw, hl, hw):
-            if a >= n or abs(z[a] - z[b]) >= LEVEL_M:  # pairs come as a < b: a >= n is two walkers
-                continue
-            key = (int(ids[a]), int(ids[b]))
+        for a, b in pairs.tolist():  # a is a vehicle; b a vehicle (b < n) or walker b - n
+            key = (int(t.ids[a]), int(t.ids[b] if b < n else w.ids[b - n]))
             if key not in self._seen_npc_pairs:
                 self._seen_npc_pairs.add(key)
                 other_type = int(t.type[b]) if b < n else int(ActorType.WALKER)
@@ -480,7 +516,7 @@ class EmbeddedBackend(Backend):
                     Event(
                         EventKind.NPC_COLLISION,
                         self._time,
-                        (float(x[a]), float(y[a]), float(z[a])),
+                        (float(t.x[a]), float(t.y[a]), float(t.z[a])),
                         key[1],
                         other_type,
                         f"actor {key[0]} and actor {key[1]}",
