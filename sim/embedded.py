@@ -15,7 +15,7 @@ between backends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -52,6 +52,7 @@ __all__ = ["EmbeddedBackend", "MapAssets"]
 #: how far ahead (m, plus the braking distance) the ego claims its junction lanes
 EGO_CLAIM_M = 8.0
 _WALKER = int(ActorType.WALKER)
+_RED, _OFF, _STOP = int(LightState.RED), int(LightState.OFF), int(LightState.STOP)
 
 
 #: half height (m) of a walker's box
@@ -154,6 +155,66 @@ def _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw):
     return out[:k]
 
 
+@numba.njit(cache=True)
+def _nearest_route_point(xyz, hint, x, y):
+    """(index, distance) of the route point nearest (x, y): first in the window around
+    ``hint`` (10 back, 40 ahead), over the whole route when that one is over 4 m away."""
+    lo, hi = max(0, hint - 10), min(xyz.shape[0], hint + 40)
+    i, dist = lo, math.hypot(xyz[lo, 0] - x, xyz[lo, 1] - y)
+    for p in range(lo + 1, hi):
+        d = math.hypot(xyz[p, 0] - x, xyz[p, 1] - y)
+        if d < dist:
+            i, dist = p, d
+    if dist > 4.0:
+        i, dist = 0, math.hypot(xyz[0, 0] - x, xyz[0, 1] - y)
+        for p in range(1, xyz.shape[0]):
+            d = math.hypot(xyz[p, 0] - x, xyz[p, 1] - y)
+            if d < dist:
+                i, dist = p, d
+    return i, dist
+
+
+@numba.njit(cache=True)
+def _route_claim(i, s, jl, junction_start, entry_row, states, half_len, speed):
+    """The junction lanes (-1 padded, at most 6) the ego at route point i claims: those
+    of the next junction on its route, once it is within its claim distance and the
+    light of its entry lane (signal row ``entry_row[i]``) is not red; those it is on."""
+    claim = np.full(6, -1, np.int64)
+    j, n = junction_start[i], jl.shape[0]
+    if j >= n:
+        return claim
+    if jl[i] < 0:
+        ahead = s[j] - s[i] - half_len
+        if ahead > EGO_CLAIM_M + speed * speed / 6.0 or (speed < 0.5 and ahead > 3.0):
+            return claim
+        if entry_row[i] >= 0 and states[entry_row[i]] == _RED:
+            return claim
+    k, last = 0, -2
+    while j < n and jl[j] >= 0 and k < claim.shape[0]:
+        if jl[j] != last:
+            claim[k] = last = jl[j]
+            k += 1
+        j += 1
+    return claim
+
+
+@numba.njit(cache=True)
+def _vehicles_and_ego(x, y, speed, half_len, ex, ey, e_speed, e_half_len):
+    """(4, N+1): the NPCs' x, y, speed and half length, then the ego's."""
+    n = x.shape[0]
+    out = np.empty((4, n + 1))
+    out[0, :n], out[1, :n], out[2, :n], out[3, :n] = x, y, speed, half_len
+    out[0, n], out[1, n], out[2, n], out[3, n] = ex, ey, e_speed, e_half_len
+    return out
+
+
+@numba.njit(cache=True)
+def _set_lane_states(states, signal_lane, lane_state):
+    """The light of each signal row on its entry lane; a dark light is an all-way stop."""
+    for r in range(states.shape[0]):
+        lane_state[signal_lane[r]] = _STOP if states[r] == _OFF else states[r]
+
+
 @dataclass
 class MapAssets:
     """Everything built once per map: the map, lane table, junctions, planner, walkways."""
@@ -225,6 +286,14 @@ class _Ego:
     accel_cmd: np.ndarray = field(default_factory=lambda: np.zeros(1))
     accel: float = 0.0
 
+    def __post_init__(self) -> None:
+        p = self.params  # step_vehicles' per-vehicle parameter arrays, built once
+        self.limits = (
+            np.array([p.wheelbase_m]),
+            np.array([p.max_steer_rate_radps]),
+            np.array([p.max_speed_mps]),
+        )
+
     def centre(self) -> tuple[float, float]:
         d = self.params.rear_axle_to_centre_m
         return self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
@@ -290,6 +359,13 @@ class EmbeddedBackend(Backend):
             [assets.table.index[tuple(k)] for k in self.signals.lanes], dtype=np.int64
         )
         self._lane_state = np.full(len(assets.table), -1, np.int8)
+        row_of_lane = np.full(len(assets.table), -1, np.int64)
+        for key, row in self.signals.controlled_index.items():
+            row_of_lane[assets.table.index[key]] = row
+        ri = self._route_index  # the signal row of the lane each route point enters its junction from
+        self._entry_row = np.where(ri.entry_lane >= 0, row_of_lane[ri.entry_lane], -1)
+        self._route_start_xy = self.route.xyz_m[:1, :2]
+        self._substeps = scenario.world.substeps
         avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
         self.traffic = Traffic(assets.table, assets.junction_lanes, scenario.traffic, rng)
         self.traffic.spawn(self.traffic.target_count(assets.road_map.driving_lane_km), avoid)
@@ -356,27 +432,25 @@ class EmbeddedBackend(Backend):
         self._time = round(self._time + dt, 9)
         self._tick += 1
         states = self.events.signal_states(self.signals.states(self._time))  # hook: forced lights
-        # a dark light is an all-way stop for the NPCs
-        self._lane_state[self._signal_lane] = np.where(states == LightState.OFF, LightState.STOP, states)
+        _set_lane_states(states, self._signal_lane, self._lane_state)
         ego_vec, claim = self._ego_on_lanes(states)
         self.events.before_traffic(self._time, dt)  # hook: scripted vehicles
-        self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
-        self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
-        t, (ex, ey) = self.traffic, self._ego.centre()
-        vehicles = Vehicles(
-            np.append(t.x, ex),
-            np.append(t.y, ey),
-            np.append(t.speed, self._ego.speed[0]),
-            np.append(t.half_len, 0.5 * self._ego.params.length_m),
-        )
+        t, e = self.traffic, self._ego
+        t.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
+        t.respawn_dead(self._route_start_xy)
+        ex, ey = e.centre()
+        vehicles = Vehicles(*_vehicles_and_ego(t.x, t.y, t.speed, t.half_len, ex, ey, e.speed[0], ego_vec[2]))
         self.walkers.step(dt, self._time, states, self.signals, vehicles)
         self.events.after_walkers(dt)  # hook: scripted walkers
         contacts = self._ego_contacts()
         state = self._make_state((), states)
-        events = self.monitor.update(state, contacts)
-        events = list(events) + self._npc_collisions() + self.events.drain(self._time, self._ego_xyz())
+        events = self.monitor.update(state, contacts) + self._npc_collisions()
+        if self.events:
+            events += self.events.drain(self._time, self._ego_xyz())
         if events:
-            state = replace(state, events=tuple(events))
+            state = WorldState(
+                state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
+            )
         self._state = state
         return state
 
@@ -393,7 +467,7 @@ class EmbeddedBackend(Backend):
         steer, accel = control_to_physical(self._control.steer, self._control.accel, e.params)
         e.target_steer[0], e.accel_cmd[0] = steer, accel
         v0 = e.speed[0]
-        p = e.params
+        wheelbase, steer_rate, max_speed = e.limits
         step_vehicles(
             e.x,
             e.y,
@@ -402,11 +476,11 @@ class EmbeddedBackend(Backend):
             e.steer,
             e.target_steer,
             e.accel_cmd,
-            np.array([p.wheelbase_m]),
-            np.array([p.max_steer_rate_radps]),
-            np.array([p.max_speed_mps]),
+            wheelbase,
+            steer_rate,
+            max_speed,
             dt,
-            self.scenario.world.substeps,
+            self._substeps,
         )
         e.accel = (e.speed[0] - v0) / dt
 
@@ -415,14 +489,7 @@ class EmbeddedBackend(Backend):
         return float(self.route.xyz_m[self._hint, 2])
 
     def _locate_on_route(self, x: float, y: float) -> tuple[int, float]:
-        xy = self.route.xyz_m
-        lo, hi = max(0, self._hint - 10), min(len(xy), self._hint + 40)
-        d = np.hypot(xy[lo:hi, 0] - x, xy[lo:hi, 1] - y)
-        i = lo + int(np.argmin(d))
-        dist = float(d[i - lo])
-        if dist > 4.0:
-            d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
-            i, dist = int(np.argmin(d)), float(np.min(d))
+        i, dist = _nearest_route_point(self.route.xyz_m, self._hint, x, y)
         self._hint = i
         return i, dist
 
@@ -438,10 +505,10 @@ class EmbeddedBackend(Backend):
         cx, cy = e.centre()
         yaw = float(e.yaw[0])
         i, dist = self._locate_on_route(cx, cy)
-        claim = np.full(6, -1, np.int64)
         half_len, half_wid = 0.5 * e.params.length_m, 0.5 * e.params.width_m
         vec = np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, yaw, half_wid, self._ego_z(), -1.0, 0.0])
         if dist > 3.0:  # off the route: place it on whatever lane it is on
+            claim = np.full(6, -1, np.int64)
             pos = self.road_map.lane_at(cx, cy, yaw_rad=yaw)
             if pos is not None:
                 lane = self.assets.table.index[pos.key]
@@ -449,41 +516,14 @@ class EmbeddedBackend(Backend):
                 claim[0] = self.assets.junction_lanes.jl_index[lane]
         else:
             vec[0], vec[1] = ri.lane[i], ri.lane_s[i]
-            self._fill_claim(i, states, claim)
+            s = self.route.s_m
+            claim = _route_claim(i, s, ri.jl, ri.junction_start, self._entry_row, states, half_len, vec[3])
         if dist > 0.5 or self.route.command[i] in (5, 6):  # off the lane centre: what is under the front?
             fx, fy = cx + half_len * math.cos(yaw), cy + half_len * math.sin(yaw)
             pos = self.road_map.lane_at(fx, fy, yaw_rad=yaw)
             if pos is not None and self.assets.table.index[pos.key] != int(vec[0]):
                 vec[9], vec[10] = self.assets.table.index[pos.key], max(0.0, pos.s_m - half_len)
         return vec, claim
-
-    def _fill_claim(self, i: int, states: np.ndarray, claim: np.ndarray) -> None:
-        ri, e = self._route_index, self._ego
-        j = int(ri.junction_start[i])
-        n = len(ri.jl)
-        if j >= n:
-            return
-        s = self.route.s_m
-        ahead = s[j] - s[i] - 0.5 * e.params.length_m
-        v = float(e.speed[0])
-        if ri.jl[i] < 0:
-            reach = EGO_CLAIM_M + v * v / 6.0
-            if ahead > reach or (v < 0.5 and ahead > 3.0):
-                return
-            row = (
-                self.signals.controlled_index.get(self.assets.table.keys[ri.entry_lane[i]])
-                if ri.entry_lane[i] >= 0
-                else None
-            )
-            if row is not None and states[row] == LightState.RED:
-                return
-        k = 0
-        last = -2
-        while j < n and ri.jl[j] >= 0 and k < len(claim):
-            if ri.jl[j] != last:
-                claim[k] = last = ri.jl[j]
-                k += 1
-            j += 1
 
     def _ego_contacts(self) -> list[tuple[int, int]]:
         """(actor id, ActorType) of every vehicle, then walker, the ego's box overlaps."""

@@ -735,6 +735,8 @@ class Traffic:
 
     def respawn_dead(self, avoid_xy: np.ndarray) -> None:
         """NPCs that reached a dead end start again elsewhere, away from the ego."""
+        if not self.dead.any():  # the common case, checked cheaply
+            return
         for i in np.flatnonzero(self.dead & ~self.hidden):
             t = self.table
             free = np.flatnonzero((t.junction < 0) & (t.length > 12.0))
