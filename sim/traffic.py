@@ -28,7 +28,7 @@ import numpy as np
 
 from sim.errors import LoopdriveError
 from sim.idm import IDM_COLUMNS, IDMParams, idm_accel_one
-from sim.lanetable import LaneTable, lane_pose, lane_z
+from sim.lanetable import LaneTable, lane_z, pose_on_segment, segment_index_near
 from sim.scenario import TrafficConfig
 from sim.state import ActorType, LightState
 from sim.vehicle import VEHICLE_PARAMS
@@ -405,6 +405,7 @@ def _traffic_step(
     y,
     z,
     yaw,
+    seg,
     pt_off,
     pxy,
     pyaw,
@@ -476,8 +477,10 @@ def _traffic_step(
         s[i] += 0.5 * (speed[i] + v) * dt
         speed[i] = v
         _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index)
-        x[i], y[i], yaw[i] = lane_pose(pt_off, pxy, pyaw, ps, lane[i], s[i])
-        z[i] = lane_z(pt_off, pz, ps, lane[i], s[i])
+        lo, hi = pt_off[lane[i]], pt_off[lane[i] + 1] - 1
+        seg[i] = segment_index_near(ps, lo, hi, s[i], seg[i])  # a step on from the last tick's
+        x[i], y[i], yaw[i] = pose_on_segment(pxy, pyaw, ps, lo, hi, s[i], seg[i])
+        z[i] = pz[seg[i]]
         if offset[i] != 0.0:  # scripted: beside its lane (positive: to the right)
             x[i] -= offset[i] * np.sin(yaw[i])
             y[i] += offset[i] * np.cos(yaw[i])
@@ -548,6 +551,9 @@ class Traffic:
         self.y = np.zeros(n)
         self.z = np.zeros(n)
         self.yaw = np.zeros(n)
+        self.seg = np.zeros(
+            n, np.int64
+        )  # centre-line segment under each NPC at the last tick (a search hint)
         self._alloc_script(n)
 
     def _alloc_script(self, n: int) -> None:
@@ -634,6 +640,7 @@ class Traffic:
             "y",
             "z",
             "yaw",
+            "seg",
         ):
             setattr(self, name, getattr(self, name)[:n].copy())
         self._alloc_script(n)
@@ -691,7 +698,7 @@ class Traffic:
             name: getattr(self, name)
             for name in (
                 "type", "lane", "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid",
-                "height", "path", "reserved", "stop_served", "dead", "rng_state", "x", "y", "z", "yaw",
+                "height", "path", "reserved", "stop_served", "dead", "rng_state", "x", "y", "z", "yaw", "seg",
                 "parked", "hidden", "ignore_rules", "accel_override", "offset_m",
             )
         }  # fmt: skip
@@ -786,6 +793,7 @@ class Traffic:
             self.y,
             self.z,
             self.yaw,
+            self.seg,
             t.pt_off,
             t.xy,
             t.yaw,
