@@ -92,9 +92,26 @@ def _pick_successor(succ_off, succ, lane, rng_state, i):
 
 
 @numba.njit(cache=True)
-def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
+def _chain_by_lane(lane, first, after):
+    """Chain the vehicles of each lane in index order: ``first[l]`` is the first vehicle
+    on lane l (-1: none), ``after[j]`` the one after j. ``first`` stays allocated between
+    ticks, all -1: :func:`_unchain` clears what this set."""
+    for j in range(lane.shape[0] - 1, -1, -1):
+        after[j] = first[lane[j]]
+        first[lane[j]] = j
+
+
+@numba.njit(cache=True)
+def _unchain(lane, first):
+    for j in range(lane.shape[0]):
+        first[lane[j]] = -1
+
+
+@numba.njit(cache=True)
+def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, first, after):
     """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path
-    (parked vehicles are not lane leaders: :func:`_near_ahead` sees them where they stand)."""
+    (parked vehicles are not lane leaders: :func:`_near_ahead` sees them where they stand).
+    ``first``/``after``: the vehicles of each lane (:func:`_chain_by_lane`)."""
     best, best_v = np.inf, 0.0
     ego_half_len, ego_speed = ego[2], ego[3]
     ahead = 0.0  # distance from i to the start of the lane being scanned
@@ -106,11 +123,13 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
             if cur < 0 or ahead - s[i] > LOOKAHEAD_M:
                 break
         base = ahead - s[i]
-        for j in range(lane.shape[0]):
-            if j != i and lane[j] == cur and not parked[j] and (k >= 0 or s[j] > s[i]):
+        j = first[cur]
+        while j >= 0:  # the vehicles on lane cur, in index order
+            if j != i and not parked[j] and (k >= 0 or s[j] > s[i]):
                 gap = base + s[j] - half_len[i] - half_len[j]
                 if gap < best:
                     best, best_v = gap, speed[j]
+            j = after[j]
         for slot in (0, 9):  # the ego's lane, and the lane under its front (a lane change)
             if int(ego[slot]) == cur and (k >= 0 or ego[slot + 1] > s[i]):
                 gap = base + ego[slot + 1] - half_len[i] - ego_half_len
@@ -426,14 +445,17 @@ def _traffic_step(
     idm,
     dt,
     script,
+    lane_first,
 ):
     parked, ignore_rules, accel_override, offset = script
     n = lane.shape[0]
+    after = np.empty(n, np.int64)
+    _chain_by_lane(lane, lane_first, after)  # lanes do not change until the second loop
     for i in range(n):
         if dead[i] or parked[i]:
             accel[i] = 0.0
             continue
-        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked)
+        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, lane_first, after)
         near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B])
         if near < gap:
             gap, lead_v = near, near_v
@@ -470,6 +492,7 @@ def _traffic_step(
         if not np.isnan(accel_override[i]):
             a = accel_override[i]  # a scripted event drives this one
         accel[i] = a
+    _unchain(lane, lane_first)
     for i in range(n):
         if dead[i] or parked[i]:
             continue
@@ -527,6 +550,7 @@ class Traffic:
         self.idm_params = idm
         self._rng = rng
         self.curve_speed = curve_speeds(table)
+        self._lane_first = np.full(len(table), -1, np.int64)  # the tick kernel's scratch: vehicles by lane
         self._alloc(0)
 
     def _alloc(self, n: int) -> None:
@@ -814,4 +838,5 @@ class Traffic:
             self.idm,
             dt_s,
             (self.parked, self.ignore_rules, self.accel_override, self.offset_m),
+            self._lane_first,
         )
