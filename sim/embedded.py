@@ -156,6 +156,85 @@ def _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw):
 
 
 @numba.njit(cache=True)
+def _actor_arrays(
+    ex,
+    ey,
+    eyaw,
+    ehl,
+    ehw,
+    ez,
+    hidden,
+    t_ids,
+    t_type,
+    tx,
+    ty,
+    tz,
+    tyaw,
+    tspeed,
+    thl,
+    thw,
+    theight,
+    w_ids,
+    wx,
+    wy,
+    wz,
+    wyaw,
+    wvel,
+    whl,
+    whw,
+):
+    """One call for what the tick needs of the actors' boxes: the arrays of :class:`Actors`
+    (:func:`_pack_actors`), the ego's contacts (:func:`_ego_touches`; the ego's box and
+    height first) and the touching NPC pairs (:func:`_npc_touches`)."""
+    ids, types, xyz, yaw, half, vel = _pack_actors(
+        hidden,
+        t_ids,
+        t_type,
+        tx,
+        ty,
+        tz,
+        tyaw,
+        tspeed,
+        thl,
+        thw,
+        theight,
+        w_ids,
+        wx,
+        wy,
+        wz,
+        wyaw,
+        wvel,
+        whl,
+        whw,
+    )
+    touches = _ego_touches(
+        ex,
+        ey,
+        eyaw,
+        ehl,
+        ehw,
+        ez,
+        tx,
+        ty,
+        tz,
+        tyaw,
+        thl,
+        thw,
+        t_ids,
+        t_type,
+        wx,
+        wy,
+        wz,
+        wyaw,
+        whl,
+        whw,
+        w_ids,
+    )
+    pairs = _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw)
+    return ids, types, xyz, yaw, half, vel, touches, pairs
+
+
+@numba.njit(cache=True)
 def _nearest_route_point(xyz, hint, x, y):
     """(index, distance) of the route point nearest (x, y): first in the window around
     ``hint`` (10 back, 40 ahead), over the whole route when that one is over 4 m away."""
@@ -442,9 +521,9 @@ class EmbeddedBackend(Backend):
         vehicles = Vehicles(*_vehicles_and_ego(t.x, t.y, t.speed, t.half_len, ex, ey, e.speed[0], ego_vec[2]))
         self.walkers.step(dt, self._time, states, self.signals, vehicles)
         self.events.after_walkers(dt)  # hook: scripted walkers
-        contacts = self._ego_contacts()
-        state = self._make_state((), states)
-        events = self.monitor.update(state, contacts) + self._npc_collisions()
+        actors, contacts, pairs = self._actors_and_touches()
+        state = self._make_state((), states, actors)
+        events = self.monitor.update(state, contacts) + self._npc_collisions(pairs)
         if self.events:
             events += self.events.drain(self._time, self._ego_xyz())
         if events:
@@ -525,24 +604,25 @@ class EmbeddedBackend(Backend):
                 vec[9], vec[10] = self.assets.table.index[pos.key], max(0.0, pos.s_m - half_len)
         return vec, claim
 
-    def _ego_contacts(self) -> list[tuple[int, int]]:
-        """(actor id, ActorType) of every vehicle, then walker, the ego's box overlaps."""
+    def _actors_and_touches(self) -> tuple[Actors, list[tuple[int, int]], np.ndarray]:
+        """The actors of the state; the ego's contacts, (actor id, ActorType) of every vehicle,
+        then walker, its box overlaps; the touching NPC pairs (see :meth:`_npc_collisions`)."""
         t, w, e = self.traffic, self.walkers, self._ego
         cx, cy = e.centre()
-        touches = _ego_touches(
+        ids, types, xyz, yaw, half, vel, touches, pairs = _actor_arrays(
             cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m, self._ego_z(),
-            t.x, t.y, t.z, t.yaw, t.half_len, t.half_wid, t.ids, t.type,
-            w.x, w.y, w.z, w.yaw, w.half_len, w.half_wid, w.ids,
+            t.hidden, t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height,
+            w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid,
         )  # fmt: skip
-        return [(a, b) for a, b in touches.tolist()] if len(touches) else []
+        actors = Actors(id=ids, type=types, xyz_m=xyz, yaw_rad=yaw, half_extent_m=half, velocity_mps=vel)
+        contacts = [(a, b) for a, b in touches.tolist()] if len(touches) else []
+        return actors, contacts, pairs
 
-    def _npc_collisions(self) -> list[Event]:
+    def _npc_collisions(self, pairs: np.ndarray) -> list[Event]:
         """Touches between non-ego actors (vehicles and walkers), each pair once: no
-        penalty, but a world where they happen is a bug worth seeing."""
+        penalty, but a world where they happen is a bug worth seeing. ``pairs``: from
+        :func:`_npc_touches`."""
         t, w = self.traffic, self.walkers
-        pairs = _npc_touches(
-            t.x, t.y, t.z, t.yaw, t.half_len, t.half_wid, w.x, w.y, w.z, w.yaw, w.half_len, w.half_wid
-        )
         if not len(pairs):
             return []
         n = len(t)
@@ -564,8 +644,10 @@ class EmbeddedBackend(Backend):
                 )
         return out
 
-    def _make_state(self, events, states: np.ndarray | None = None) -> WorldState:
-        e, t, w = self._ego, self.traffic, self.walkers
+    def _make_state(
+        self, events, states: np.ndarray | None = None, actors: Actors | None = None
+    ) -> WorldState:
+        e = self._ego
         cx, cy = e.centre()
         ego = EgoState(
             x_m=cx,
@@ -579,11 +661,8 @@ class EmbeddedBackend(Backend):
             width_m=e.params.width_m,
             height_m=e.params.height_m,
         )
-        ids, types, xyz, yaw, half, vel = _pack_actors(
-            t.hidden, t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height,
-            w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid,
-        )  # fmt: skip
-        actors = Actors(id=ids, type=types, xyz_m=xyz, yaw_rad=yaw, half_extent_m=half, velocity_mps=vel)
+        if actors is None:
+            actors = self._actors_and_touches()[0]
         sig = self.signals.signal_states(self._time, states) if len(self.signals) else SignalStates.empty()
         return WorldState(self._tick, self._time, ego, actors, sig, tuple(events))
 
