@@ -372,10 +372,13 @@ class _Ego:
             np.array([p.max_steer_rate_radps]),
             np.array([p.max_speed_mps]),
         )
+        self._centre: tuple[float, float] | None = None  # until the ego moves
 
     def centre(self) -> tuple[float, float]:
-        d = self.params.rear_axle_to_centre_m
-        return self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
+        if self._centre is None:
+            d = self.params.rear_axle_to_centre_m
+            self._centre = self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
+        return self._centre
 
     def place(self, cx: float, cy: float, yaw: float, speed: float = 0.0) -> None:
         d = self.params.rear_axle_to_centre_m
@@ -383,6 +386,17 @@ class _Ego:
         self.yaw[0], self.speed[0] = yaw, speed
         self.steer[0] = self.target_steer[0] = self.accel_cmd[0] = 0.0
         self.accel = 0.0
+        self._centre = None
+
+    def step(self, target_steer_rad: float, accel_mps2: float, dt_s: float, substeps: int) -> None:
+        """Drive for ``dt_s`` (:func:`step_vehicles`); ``accel`` becomes the realised acceleration."""
+        self.target_steer[0], self.accel_cmd[0] = target_steer_rad, accel_mps2
+        wheelbase, steer_rate, max_speed = self.limits
+        self.accel = step_vehicles(
+            self.x, self.y, self.yaw, self.speed, self.steer, self.target_steer, self.accel_cmd,
+            wheelbase, steer_rate, max_speed, dt_s, substeps,
+        )[0]  # fmt: skip
+        self._centre = None
 
 
 class EmbeddedBackend(Backend):
@@ -543,25 +557,7 @@ class EmbeddedBackend(Backend):
 
     def _step_ego(self, dt: float) -> None:
         e = self._ego
-        steer, accel = control_to_physical(self._control.steer, self._control.accel, e.params)
-        e.target_steer[0], e.accel_cmd[0] = steer, accel
-        v0 = e.speed[0]
-        wheelbase, steer_rate, max_speed = e.limits
-        step_vehicles(
-            e.x,
-            e.y,
-            e.yaw,
-            e.speed,
-            e.steer,
-            e.target_steer,
-            e.accel_cmd,
-            wheelbase,
-            steer_rate,
-            max_speed,
-            dt,
-            self._substeps,
-        )
-        e.accel = (e.speed[0] - v0) / dt
+        e.step(*control_to_physical(self._control.steer, self._control.accel, e.params), dt, self._substeps)
 
     def _ego_z(self) -> float:
         """The ego's height: the route's at its nearest route point (the ego drives on it)."""

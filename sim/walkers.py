@@ -23,7 +23,7 @@ from functools import cached_property
 import numba
 import numpy as np
 
-from sim.lanetable import segment_index
+from sim.lanetable import segment_index, segment_index_near
 from sim.maps.odr import read_opendrive, sample_lanes
 from sim.maps.roadmap import RoadMap
 from sim.scenario import TrafficConfig
@@ -200,8 +200,12 @@ class _Builder:
 
 @numba.njit(cache=True)
 def _edge_pose(e_off, pxy, ps, edge, u):
-    lo, hi = e_off[edge], e_off[edge + 1] - 1
-    a = segment_index(ps, lo, hi, u)
+    return _pose_in_segment(pxy, ps, segment_index(ps, e_off[edge], e_off[edge + 1] - 1, u), u)
+
+
+@numba.njit(cache=True)
+def _pose_in_segment(pxy, ps, a, u):
+    """(x, y, heading) at ``u`` along the edge segment that starts at point ``a``."""
     b = a + 1
     ds = ps[b] - ps[a]
     t = 0.0 if ds <= 0 else min(1.0, max(0.0, (u - ps[a]) / ds))
@@ -216,8 +220,9 @@ def _edge_z(e_off, pz, ps, edge, u):
 
 
 @numba.njit(cache=True)
-def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, pxy, pz, ps, length, dt):
-    """Move every walker along its edge; flag those that reached an end (returns how many)."""
+def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, seg, e_off, pxy, pz, ps, length, dt):
+    """Move every walker along its edge; flag those that reached an end (returns how many).
+    ``seg``: the segment each walker was on (a search hint, updated)."""
     ends = 0
     for i in range(edge.shape[0]):
         at_end[i] = False
@@ -234,10 +239,11 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, 
             u[i] = 0.0
             at_end[i] = True
             ends += 1
-        nx, ny, h = _edge_pose(e_off, pxy, ps, e, u[i])
+        seg[i] = segment_index_near(ps, e_off[e], e_off[e + 1] - 1, u[i], seg[i])
+        nx, ny, h = _pose_in_segment(pxy, ps, seg[i], u[i])
         vel[i, 0], vel[i, 1] = (nx - x[i]) / dt, (ny - y[i]) / dt
         x[i], y[i] = nx, ny
-        z[i] = _edge_z(e_off, pz, ps, e, u[i])
+        z[i] = pz[seg[i]]
         yaw[i] = h if direction[i] > 0 else h + np.pi
     return ends
 
@@ -353,6 +359,7 @@ class Walkers:
         self.yaw = np.zeros(n)
         self.velocity = np.zeros((n, 2))
         self._at_end = np.zeros(n, np.bool_)
+        self._seg = np.zeros(n, np.int64)  # edge segment under each walker at the last step (a search hint)
         self.half_len = np.full(n, HALF_SIZE_M)
         self.half_wid = np.full(n, HALF_SIZE_M)
         self.scripted = np.zeros(n, np.bool_)  # moved by a scripted event (sim.events), not by step
@@ -432,6 +439,7 @@ class Walkers:
             self.yaw,
             self.velocity,
             self._at_end,
+            self._seg,
             net.e_off,
             net.xy,
             net.z,
@@ -495,3 +503,4 @@ class Walkers:
         self.edge[i] = edge
         self.direction[i] = direction
         self.u[i] = 0.0 if direction > 0 else self.net.length[edge]
+        self._seg[i] = self.net.e_off[edge] if direction > 0 else self.net.e_off[edge + 1] - 2
