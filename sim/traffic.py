@@ -71,6 +71,20 @@ NPC_TYPES = {ActorType.CAR: "car", ActorType.TRUCK: "truck", ActorType.BICYCLE: 
 #: lateral acceleration (m/s^2) NPCs accept in curves
 LATERAL_ACCEL_MPS2 = 2.5
 
+#: the per-NPC arrays of :class:`Traffic` live as the rows of three blocks (floats, ints,
+#: flags): one contiguous piece of memory each, and three arguments for the tick kernel
+#: instead of twenty. Each row is also an attribute of that name (a view).
+FLOAT_ROWS = (
+    "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid", "height",
+    "x", "y", "z", "yaw", "accel_override", "offset_m",
+)  # fmt: skip
+INT_ROWS = ("lane", "reserved", "seg")
+FLAG_ROWS = ("stop_served", "dead", "parked", "hidden", "ignore_rules")
+_S, _SPEED, _ACCEL, _DESIRED, _SPEED_CAP, _HALF_LEN, _HALF_WID, _HEIGHT = range(8)
+_X, _Y, _Z, _YAW, _ACCEL_OVERRIDE, _OFFSET = range(8, 14)
+_LANE, _RESERVED, _SEG = range(3)
+_STOP_SERVED, _DEAD, _PARKED, _HIDDEN, _IGNORE_RULES = range(5)
+
 
 @numba.njit(cache=True)
 def _splitmix(state):
@@ -407,24 +421,12 @@ def _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limi
 
 @numba.njit(cache=True)
 def _traffic_step(
-    lane,
-    s,
-    speed,
-    accel,
-    desired,
-    speed_cap,
-    half_len,
-    half_wid,
+    fl,
+    ints,
+    flags,
     path,
-    reserved,
-    stop_served,
-    dead,
     rng,
-    x,
-    y,
-    z,
-    yaw,
-    seg,
+    idm,
     pt_off,
     pxy,
     pyaw,
@@ -442,12 +444,17 @@ def _traffic_step(
     ego,
     ego_claim,
     walkers,
-    idm,
     dt,
-    script,
     lane_first,
 ):
-    parked, ignore_rules, accel_override, offset = script
+    """One tick of every NPC (see :meth:`Traffic.step`); ``fl``, ``ints``, ``flags``: the
+    blocks of :data:`FLOAT_ROWS`, :data:`INT_ROWS` and :data:`FLAG_ROWS`."""
+    s, speed, accel, desired, speed_cap = fl[_S], fl[_SPEED], fl[_ACCEL], fl[_DESIRED], fl[_SPEED_CAP]
+    half_len, half_wid, x, y, z, yaw = fl[_HALF_LEN], fl[_HALF_WID], fl[_X], fl[_Y], fl[_Z], fl[_YAW]
+    accel_override, offset = fl[_ACCEL_OVERRIDE], fl[_OFFSET]
+    lane, reserved, seg = ints[_LANE], ints[_RESERVED], ints[_SEG]
+    stop_served, dead = flags[_STOP_SERVED], flags[_DEAD]
+    parked, ignore_rules = flags[_PARKED], flags[_IGNORE_RULES]
     n = lane.shape[0]
     after = np.empty(n, np.int64)
     _chain_by_lane(lane, lane_first, after)  # lanes do not change until the second loop
@@ -556,37 +563,33 @@ class Traffic:
     def _alloc(self, n: int) -> None:
         self.ids = np.arange(1, n + 1, dtype=np.int64)
         self.type = np.zeros(n, np.int8)
-        self.lane = np.zeros(n, np.int64)
         self.idm = self.idm_params.table(n)
-        self.s = np.zeros(n)
-        self.speed = np.zeros(n)
-        self.accel = np.zeros(n)
-        self.desired = np.ones(n)
-        self.speed_cap = np.full(n, 40.0)
-        self.half_len = np.zeros(n)
-        self.half_wid = np.zeros(n)
-        self.height = np.zeros(n)
         self.path = np.full((n, PATH_LANES), -1, np.int64)
-        self.reserved = np.full(n, -1, np.int64)
-        self.stop_served = np.zeros(n, np.bool_)
-        self.dead = np.zeros(n, np.bool_)
         self.rng_state = np.zeros(n, np.uint64)
-        self.x = np.zeros(n)
-        self.y = np.zeros(n)
-        self.z = np.zeros(n)
-        self.yaw = np.zeros(n)
-        self.seg = np.zeros(
-            n, np.int64
-        )  # centre-line segment under each NPC at the last tick (a search hint)
-        self._alloc_script(n)
+        self._f = np.zeros((len(FLOAT_ROWS), n))
+        self._i = np.zeros((len(INT_ROWS), n), np.int64)
+        self._b = np.zeros((len(FLAG_ROWS), n), np.bool_)
+        self._bind_rows()
+        self.desired[:] = 1.0
+        self.speed_cap[:] = 40.0
+        self.reserved[:] = -1
+        self._reset_script()
 
-    def _alloc_script(self, n: int) -> None:
-        """The hooks of scripted events (:mod:`sim.events`); all off for ordinary NPCs."""
-        self.parked = np.zeros(n, np.bool_)  # stands still; not a lane leader (seen where it stands)
-        self.hidden = np.zeros(n, np.bool_)  # not in the world yet (parked far away, left out of states)
-        self.ignore_rules = np.zeros(n, np.bool_)  # drives through red lights, stop signs, junctions
-        self.accel_override = np.full(n, np.nan)  # m/s^2 instead of the IDM's (NaN: none)
-        self.offset_m = np.zeros(n)  # lateral offset from its lane centre (positive: right)
+    def _bind_rows(self) -> None:
+        """The rows of the blocks as attributes: ``self.x`` is ``self._f[_X]``, and so on."""
+        for block, names in ((self._f, FLOAT_ROWS), (self._i, INT_ROWS), (self._b, FLAG_ROWS)):
+            for row, name in zip(block, names, strict=True):
+                setattr(self, name, row)
+
+    def _reset_script(self) -> None:
+        """The hooks of scripted events (:mod:`sim.events`); all off for ordinary NPCs:
+        ``parked`` stands still, not a lane leader (seen where it stands); ``hidden`` not in
+        the world yet (parked far away, left out of states); ``ignore_rules`` drives through
+        red lights, stop signs, junctions; ``accel_override`` m/s^2 instead of the IDM's
+        (NaN: none); ``offset_m`` lateral offset from its lane centre (positive: right)."""
+        self.parked[:] = self.hidden[:] = self.ignore_rules[:] = False
+        self.accel_override[:] = np.nan
+        self.offset_m[:] = 0.0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -642,32 +645,11 @@ class Traffic:
 
     def _alloc_keep(self, n: int) -> None:
         """Truncate to the first ``n`` NPCs (when the rest could not be placed)."""
-        for name in (
-            "ids",
-            "idm",
-            "type",
-            "lane",
-            "s",
-            "speed",
-            "accel",
-            "desired",
-            "speed_cap",
-            "half_len",
-            "half_wid",
-            "height",
-            "path",
-            "reserved",
-            "stop_served",
-            "dead",
-            "rng_state",
-            "x",
-            "y",
-            "z",
-            "yaw",
-            "seg",
-        ):
+        for name in ("ids", "idm", "type", "path", "rng_state"):
             setattr(self, name, getattr(self, name)[:n].copy())
-        self._alloc_script(n)
+        self._f, self._i, self._b = (block[:, :n].copy() for block in (self._f, self._i, self._b))
+        self._bind_rows()
+        self._reset_script()
 
     def _draw_type(self, i: int) -> None:
         c = self.config
@@ -718,19 +700,13 @@ class Traffic:
         (optionally sized ``length_m`` x ``width_m``); returns their indices. Call before
         the walkers are built (their ids follow the vehicles')."""
         n0 = len(self)
-        arrays = {
-            name: getattr(self, name)
-            for name in (
-                "type", "lane", "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid",
-                "height", "path", "reserved", "stop_served", "dead", "rng_state", "x", "y", "z", "yaw", "seg",
-                "parked", "hidden", "ignore_rules", "accel_override", "offset_m",
-            )
-        }  # fmt: skip
-        idm = self.idm
+        old = {name: getattr(self, name) for name in ("type", "idm", "path", "rng_state", "_f", "_i", "_b")}
         self._alloc(n0 + count)
-        for name, old in arrays.items():
-            getattr(self, name)[:n0] = old
-        self.idm[:n0] = idm
+        for name, arr in old.items():
+            if name.startswith("_"):  # a block: one row per attribute
+                getattr(self, name)[:, :n0] = arr
+            else:
+                getattr(self, name)[:n0] = arr
         params = VEHICLE_PARAMS[NPC_TYPES.get(kind, "car")]
         for i in range(n0, n0 + count):
             self.type[i] = int(kind)
@@ -800,43 +776,8 @@ class Traffic:
         """
         t, j = self.table, self.junctions
         _traffic_step(
-            self.lane,
-            self.s,
-            self.speed,
-            self.accel,
-            self.desired,
-            self.speed_cap,
-            self.half_len,
-            self.half_wid,
-            self.path,
-            self.reserved,
-            self.stop_served,
-            self.dead,
-            self.rng_state,
-            self.x,
-            self.y,
-            self.z,
-            self.yaw,
-            self.seg,
-            t.pt_off,
-            t.xy,
-            t.yaw,
-            t.z,
-            t.s,
-            t.length,
-            t.speed_limit,
-            self.curve_speed,
-            t.succ_off,
-            t.succ,
-            j.jl_index,
-            t.junction,
-            j.conflict,
-            lane_state,
-            ego,
-            ego_claim,
-            walkers_xy,
-            self.idm,
-            dt_s,
-            (self.parked, self.ignore_rules, self.accel_override, self.offset_m),
-            self._lane_first,
-        )
+            self._f, self._i, self._b, self.path, self.rng_state, self.idm,
+            t.pt_off, t.xy, t.yaw, t.z, t.s, t.length, t.speed_limit, self.curve_speed, t.succ_off, t.succ,
+            j.jl_index, t.junction, j.conflict,
+            lane_state, ego, ego_claim, walkers_xy, dt_s, self._lane_first,
+        )  # fmt: skip
