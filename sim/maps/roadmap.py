@@ -545,6 +545,16 @@ class RoadMap:
         keys = list(self.lanes)
         return _PointGrid(self._points[0], np.concatenate([self.lanes[k].yaw_rad for k in keys]))
 
+    @cached_property
+    def _segments(self) -> dict[LaneKey, tuple[np.ndarray, np.ndarray]]:
+        """Per lane: its segments' vectors (point i to i + 1) and squared lengths, the
+        latter as ``d @ d`` rounds them (np.vecdot takes the same dot product)."""
+        out = {}
+        for key, lane in self.lanes.items():
+            d = np.diff(lane.xyz_m[:, :2], axis=0)
+            out[key] = (d, np.vecdot(d, d))
+        return out
+
     def project(self, x: float, y: float, *, k: int = 8, yaw_rad: float | None = None) -> LanePosition:
         """The nearest driving-lane centre line to (x, y).
 
@@ -587,10 +597,10 @@ class RoadMap:
         if hi < lo:  # single-point lane
             dist = math.hypot(x - lane.xyz_m[0, 0], y - lane.xyz_m[0, 1])
             return LanePosition(lane.key, 0, 0.0, float(dist), float(dist))
-        pts = lane.xyz_m[lo : hi + 2, :2]
-        d = pts[1:] - pts[:-1]
+        seg_d, seg_sq = self._segments[lane.key]
+        pts, d = lane.xyz_m[lo : hi + 1, :2], seg_d[lo : hi + 1]
         # the dot products by numpy (np.vecdot rounds as ``a @ b`` does), the rest in floats
-        along, sq = np.vecdot(np.array((x, y)) - pts[:-1], d).tolist(), np.vecdot(d, d).tolist()
+        along, sq = np.vecdot(np.array((x, y)) - pts, d).tolist(), seg_sq[lo : hi + 1].tolist()
         pts_l, d_l, s_l = pts.tolist(), d.tolist(), lane.s_m[lo : hi + 1].tolist()
         best = None
         for k in range(hi - lo + 1):
