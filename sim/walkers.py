@@ -37,6 +37,15 @@ HALF_SIZE_M = 0.3
 _KIND_SIDEWALK, _KIND_CROSSING, _KIND_JAYWALK = 0, 1, 2
 _RED = int(LightState.RED)
 
+#: the per-walker arrays of :class:`Walkers` are the rows of three blocks (floats, ints,
+#: flags), as :class:`sim.traffic.Traffic`'s: each row is also an attribute of that name
+FLOAT_ROWS = ("u", "direction", "speed", "pending_dir", "x", "y", "z", "yaw", "half_len", "half_wid")
+INT_ROWS = ("edge", "pending", "_seg")
+FLAG_ROWS = ("waiting", "_at_end", "scripted")
+_U, _DIRECTION, _SPEED, _PENDING_DIR, _X, _Y, _Z, _YAW, _HALF_LEN, _HALF_WID = range(10)
+_EDGE, _PENDING, _SEG = range(3)
+_WAITING, _AT_END, _SCRIPTED = range(3)
+
 
 @dataclass
 class WalkerNetwork:
@@ -220,9 +229,12 @@ def _edge_z(e_off, pz, ps, edge, u):
 
 
 @numba.njit(cache=True)
-def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, seg, e_off, pxy, pz, ps, length, dt):
+def _walk(fl, ints, flags, vel, e_off, pxy, pz, ps, length, dt):
     """Move every walker along its edge; flag those that reached an end (returns how many).
-    ``seg``: the segment each walker was on (a search hint, updated)."""
+    ``fl``, ``ints``, ``flags``: the blocks of :data:`FLOAT_ROWS`, :data:`INT_ROWS`,
+    :data:`FLAG_ROWS`; ``_seg`` is the segment each walker was on (a search hint, updated)."""
+    u, direction, speed, x, y, z, yaw = fl[_U], fl[_DIRECTION], fl[_SPEED], fl[_X], fl[_Y], fl[_Z], fl[_YAW]
+    edge, seg, waiting, at_end = ints[_EDGE], ints[_SEG], flags[_WAITING], flags[_AT_END]
     ends = 0
     for i in range(edge.shape[0]):
         at_end[i] = False
@@ -249,8 +261,9 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, seg, e_
 
 
 @numba.njit(cache=True)
-def _on_road(kind, edge, waiting, scripted, velocity, x, y):
+def _on_road(kind, fl, ints, flags, velocity):
     """(K, 2) positions of the walkers out on the road (see :attr:`Walkers.road_xy`)."""
+    x, y, edge, waiting, scripted = fl[_X], fl[_Y], ints[_EDGE], flags[_WAITING], flags[_SCRIPTED]
     out = np.empty((edge.shape[0], 2))
     k = 0
     for i in range(edge.shape[0]):
@@ -300,10 +313,9 @@ def _may_cross(edge, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspe
 
 
 @numba.njit(cache=True)
-def _crossers(
-    waiting, scripted, pending, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len
-):
+def _crossers(ints, flags, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len):
     """Indices of the waiting (unscripted) walkers whose crossing is clear now."""
+    pending, waiting, scripted = ints[_PENDING], flags[_WAITING], flags[_SCRIPTED]
     out = np.empty(waiting.shape[0], np.int64)
     k = 0
     for i in range(waiting.shape[0]):
@@ -346,33 +358,28 @@ class Walkers:
 
     def _alloc(self, n: int) -> None:
         self.ids = np.arange(self._first_id, self._first_id + n, dtype=np.int64)
-        self.edge = np.zeros(n, np.int64)
-        self.u = np.zeros(n)
-        self.direction = np.ones(n)
-        self.speed = np.zeros(n)
-        self.waiting = np.zeros(n, np.bool_)
-        self.pending = np.full(n, -1, np.int64)  # crossing edge a waiting walker will take
-        self.pending_dir = np.ones(n)
-        self.x = np.zeros(n)
-        self.y = np.zeros(n)
-        self.z = np.zeros(n)
-        self.yaw = np.zeros(n)
+        self._f = np.zeros((len(FLOAT_ROWS), n))
+        self._i = np.zeros((len(INT_ROWS), n), np.int64)
+        self._b = np.zeros((len(FLAG_ROWS), n), np.bool_)
+        for block, names in ((self._f, FLOAT_ROWS), (self._i, INT_ROWS), (self._b, FLAG_ROWS)):
+            for row, name in zip(block, names, strict=True):
+                setattr(self, name, row)
         self.velocity = np.zeros((n, 2))
-        self._at_end = np.zeros(n, np.bool_)
-        self._seg = np.zeros(n, np.int64)  # edge segment under each walker at the last step (a search hint)
-        self.half_len = np.full(n, HALF_SIZE_M)
-        self.half_wid = np.full(n, HALF_SIZE_M)
-        self.scripted = np.zeros(n, np.bool_)  # moved by a scripted event (sim.events), not by step
+        self.direction[:] = self.pending_dir[:] = 1.0
+        self.pending[:] = -1  # crossing edge a waiting walker will take
+        self.half_len[:] = self.half_wid[:] = HALF_SIZE_M
+        # _seg: the edge segment under each walker at the last step (a search hint);
+        # scripted: moved by a scripted event (sim.events), not by step
 
     def add_scripted(self, x: float, y: float, z: float, yaw_rad: float) -> int:
         """Append a walker standing at (x, y, z) that only a scripted event moves (it keeps
         its pose until the script sets ``x``, ``y``, ``yaw`` and ``velocity``); returns its index."""
         n = len(self)
-        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and len(v) == n}
+        old = (self._f, self._i, self._b, self.velocity)
         self._alloc(n + 1)
-        for name, arr in old.items():
-            if name != "ids":
-                getattr(self, name)[:n] = arr
+        for block, arr in zip((self._f, self._i, self._b), old[:3], strict=True):
+            block[:, :n] = arr
+        self.velocity[:n] = old[3]
         self.x[n], self.y[n], self.z[n], self.yaw[n] = x, y, z, yaw_rad
         self.waiting[n] = self.scripted[n] = True
         self.speed[n] = 0.0
@@ -389,7 +396,7 @@ class Walkers:
     def road_xy(self) -> np.ndarray:
         """Positions of the walkers out on the road (crossing, not waiting at the curb):
         the ones vehicles must brake for."""
-        return _on_road(self.net.kind, self.edge, self.waiting, self.scripted, self.velocity, self.x, self.y)
+        return _on_road(self.net.kind, self._f, self._i, self._b, self.velocity)
 
     def target_count(self) -> int:
         c = self.config
@@ -428,32 +435,14 @@ class Walkers:
             return
         net = self.net
         ends = _walk(
-            self.edge,
-            self.u,
-            self.direction,
-            self.speed,
-            self.waiting,
-            self.x,
-            self.y,
-            self.z,
-            self.yaw,
-            self.velocity,
-            self._at_end,
-            self._seg,
-            net.e_off,
-            net.xy,
-            net.z,
-            net.s,
-            net.length,
-            dt_s,
+            self._f, self._i, self._b, self.velocity, net.e_off, net.xy, net.z, net.s, net.length, dt_s
         )
         if ends:
             for i in np.flatnonzero(self._at_end):
                 self._choose(int(i), dt_s)
         clear = _crossers(
-            self.waiting,
-            self.scripted,
-            self.pending,
+            self._i,
+            self._b,
             net.e_off,
             net.xy,
             net.length,
