@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from sim.collision import argsort
 from sim.errors import LoopdriveError
 from sim.idm import IDM_COLUMNS, IDMParams, idm_accel_one
 from sim.lanetable import LaneTable, lane_z, pose_on_segment, segment_index_near
@@ -155,17 +156,29 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, first, a
 
 
 @numba.njit(cache=True)
-def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel):
+def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel, by_x, x_sorted, max_half):
     """Gap (m) and speed of a vehicle just ahead of i, headed within 60 degrees of it,
     whatever lane it is on: the leader of two paths that diverge from one lane (or
     merge) until they really part. Covers up to the stopping distance (10-40 m), where
-    lanes curve too little to put a neighbour-lane vehicle into the corridor."""
-    best, best_v = np.inf, 0.0
+    lanes curve too little to put a neighbour-lane vehicle into the corridor.
+
+    Only the vehicles whose x lies within the corridor's reach are looked at: ``by_x``
+    orders the vehicles by x (``x_sorted``: their x in that order; -1 when an x is NaN:
+    all are looked at), ``max_half`` is the largest half length and half width. Of equal
+    gaps the ego's, then the lowest index's counts, as in a scan of all in index order."""
+    best, best_v, best_j = np.inf, 0.0, -2
     # as far as the comfortable stopping distance (paths that split from one lane stay
     # side by side for a while: a vehicle stopped just past the split is a leader)
     reach = min(NEAR_AHEAD_MAX_M, max(NEAR_AHEAD_M, speed[i] * speed[i] / (2.0 * comfort_decel) + 5.0))
     c, sn = np.cos(yaw[i]), np.sin(yaw[i])
-    for j in range(-1, x.shape[0]):
+    lo, hi = 0, x.shape[0]
+    if x_sorted.shape[0] == x.shape[0]:
+        # a vehicle in the corridor is at most this far from i (its along and across bounds)
+        bound = math.hypot(reach + half_len[i] + max_half[0], half_wid[i] + max_half[1] + 0.3) + 1e-6
+        lo = np.searchsorted(x_sorted, x[i] - bound, side="left")
+        hi = np.searchsorted(x_sorted, x[i] + bound, side="right")
+    for p in range(lo - 1, hi):
+        j = -1 if p < lo else (by_x[p] if x_sorted.shape[0] == x.shape[0] else p)
         if j == i:
             continue
         if j < 0:  # the ego: [lane, s, half_len, speed, x, y, yaw, half_wid, z]
@@ -181,9 +194,26 @@ def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel):
         if abs(-dx * sn + dy * c) > half_wid[i] + ohw + 0.3 or np.cos(oyaw - yaw[i]) < 0.5:
             continue
         gap = along - half_len[i] - ohl
-        if gap < best:
-            best, best_v = gap, ov
+        if gap < best or (gap == best and j < best_j):
+            best, best_v, best_j = gap, ov, j
     return best, best_v
+
+
+@numba.njit(cache=True)
+def _by_x(x, half_len, half_wid):
+    """The vehicles ordered by x and their x in that order (empty when an x is NaN), and
+    the largest half length and half width: the index of :func:`_near_ahead`."""
+    order = argsort(x)
+    x_sorted = np.empty(x.shape[0])
+    for p in range(x.shape[0]):
+        x_sorted[p] = x[order[p]]
+        if math.isnan(x_sorted[p]):
+            return order, np.empty(0), np.zeros(2)
+    max_half = np.zeros(2)
+    for j in range(x.shape[0]):
+        max_half[0] = max(max_half[0], half_len[j])
+        max_half[1] = max(max_half[1], half_wid[j])
+    return order, x_sorted, max_half
 
 
 @numba.njit(cache=True)
@@ -458,12 +488,15 @@ def _traffic_step(
     n = lane.shape[0]
     after = np.empty(n, np.int64)
     _chain_by_lane(lane, lane_first, after)  # lanes do not change until the second loop
+    by_x, x_sorted, max_half = _by_x(x, half_len, half_wid)
     for i in range(n):
         if dead[i] or parked[i]:
             accel[i] = 0.0
             continue
         gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, lane_first, after)
-        near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B])
+        near, near_v = _near_ahead(
+            i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B], by_x, x_sorted, max_half
+        )
         if near < gap:
             gap, lead_v = near, near_v
         line = np.inf
