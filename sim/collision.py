@@ -22,7 +22,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["boxes_overlap", "overlapping_pairs", "overlaps_with"]
+__all__ = ["argsort", "boxes_overlap", "overlapping_box", "overlapping_pairs", "overlaps_with"]
 
 
 @numba.njit(cache=True)
@@ -42,7 +42,7 @@ def _sat(ax, ay, ca, sa, ahl, ahw, bx, by, cb, sb, bhl, bhw) -> bool:
 
 
 @numba.njit(cache=True)
-def _argsort(keys: np.ndarray) -> np.ndarray:
+def argsort(keys: np.ndarray) -> np.ndarray:
     """Indices that sort ``keys`` (float64) ascending: a Shell sort, which numba compiles
     in a fraction of the time ``np.argsort`` takes and which is as fast at these sizes."""
     n = keys.shape[0]
@@ -100,7 +100,7 @@ def overlapping_pairs(
         low[i] = x[i] - radius[i]
         if math.isnan(low[i]) or math.isnan(y[i]):
             low[i] = np.inf  # sorted last; a NaN box overlaps nothing
-    order = _argsort(low)
+    order = argsort(low)
     pairs = np.empty((max(16, 2 * n), 2), np.int64)
     k = 0
     for a in range(n):
@@ -130,13 +130,16 @@ def overlapping_pairs(
     for p in range(k):
         keys[p] = pairs[p, 0] * n + pairs[p, 1]  # exact in float64 below 2^53
     out = np.empty((k, 2), np.int64)
-    for p, q in enumerate(_argsort(keys)):
+    for p, q in enumerate(argsort(keys)):
         out[p, 0], out[p, 1] = pairs[q, 0], pairs[q, 1]
     return out
 
 
 @numba.njit(cache=True)
-def _overlaps_box(bx, by, byaw, bhl, bhw, x, y, yaw, half_len, half_wid, skip):
+def overlapping_box(bx, by, byaw, bhl, bhw, x, y, yaw, half_len, half_wid, skip):
+    """Indices (ascending, int64) of the N boxes that overlap the box ``(bx, by, byaw,
+    bhl, bhw)``, leaving out box ``skip`` (-1: none): :func:`overlaps_with` as a kernel,
+    for compiled callers."""
     cb, sb = math.cos(byaw), math.sin(byaw)
     rb = math.hypot(bhl, bhw)
     hits = np.empty(x.shape[0], np.int64)
@@ -181,4 +184,4 @@ def overlaps_with(
         if len(box) != 5:
             raise ValueError(f"a box is (x, y, yaw, half_len, half_wid), got {len(box)} numbers")
         skip = -1
-    return _overlaps_box(*(float(v) for v in box), x, y, yaw, half_len, half_wid, skip)
+    return overlapping_box(*(float(v) for v in box), x, y, yaw, half_len, half_wid, skip)

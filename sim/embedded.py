@@ -15,13 +15,14 @@ between backends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from sim.autopilot import Autopilot, AutopilotConfig
 from sim.backend import Backend
-from sim.collision import overlapping_pairs, overlaps_with
+from sim.collision import overlapping_box, overlapping_pairs
 from sim.errors import ConfigError
 from sim.events import EventRunner, RouteView
 from sim.infractions import InfractionConfig, InfractionMonitor
@@ -50,6 +51,247 @@ __all__ = ["EmbeddedBackend", "MapAssets"]
 
 #: how far ahead (m, plus the braking distance) the ego claims its junction lanes
 EGO_CLAIM_M = 8.0
+_WALKER = int(ActorType.WALKER)
+_RED, _OFF, _STOP = int(LightState.RED), int(LightState.OFF), int(LightState.STOP)
+
+
+#: half height (m) of a walker's box
+WALKER_HALF_HEIGHT_M = 0.9
+
+
+@numba.njit(cache=True)
+def _pack_actors(
+    hidden,
+    t_ids,
+    t_type,
+    tx,
+    ty,
+    tz,
+    tyaw,
+    tspeed,
+    thl,
+    thw,
+    theight,
+    w_ids,
+    wx,
+    wy,
+    wz,
+    wyaw,
+    wvel,
+    whl,
+    whw,
+):
+    """The arrays of :class:`Actors`: the vehicles that are not hidden (scripted, not
+    entered yet), then the walkers; new arrays every call (states are kept by callers)."""
+    n = 0
+    for i in range(hidden.shape[0]):
+        n += not hidden[i]
+    total = n + w_ids.shape[0]
+    ids = np.empty(total, np.int64)
+    types = np.empty(total, np.int8)
+    xyz = np.empty((total, 3))
+    yaw = np.empty(total)
+    half = np.empty((total, 3))
+    vel = np.empty((total, 2))
+    k = 0
+    for i in range(hidden.shape[0]):
+        if hidden[i]:
+            continue
+        ids[k], types[k], yaw[k] = t_ids[i], t_type[i], tyaw[i]
+        xyz[k, 0], xyz[k, 1], xyz[k, 2] = tx[i], ty[i], tz[i]
+        half[k, 0], half[k, 1], half[k, 2] = thl[i], thw[i], 0.5 * theight[i]
+        vel[k, 0], vel[k, 1] = tspeed[i] * np.cos(tyaw[i]), tspeed[i] * np.sin(tyaw[i])
+        k += 1
+    for i in range(w_ids.shape[0]):
+        ids[k], types[k], yaw[k] = w_ids[i], _WALKER, wyaw[i]
+        xyz[k, 0], xyz[k, 1], xyz[k, 2] = wx[i], wy[i], wz[i]
+        half[k, 0], half[k, 1], half[k, 2] = whl[i], whw[i], WALKER_HALF_HEIGHT_M
+        vel[k, 0], vel[k, 1] = wvel[i, 0], wvel[i, 1]
+        k += 1
+    return ids, types, xyz, yaw, half, vel
+
+
+@numba.njit(cache=True)
+def _ego_touches(
+    ex, ey, eyaw, ehl, ehw, ez, tx, ty, tz, tyaw, thl, thw, t_ids, t_type, wx, wy, wz, wyaw, whl, whw, w_ids
+):
+    """(K, 2) int64: (id, ActorType) of the vehicles, then the walkers, whose boxes overlap
+    the ego's box (centre, yaw, half length, half width) on its level (height ``ez``)."""
+    cars = overlapping_box(ex, ey, eyaw, ehl, ehw, tx, ty, tyaw, thl, thw, -1)
+    walkers = overlapping_box(ex, ey, eyaw, ehl, ehw, wx, wy, wyaw, whl, whw, -1)
+    out = np.empty((cars.shape[0] + walkers.shape[0], 2), np.int64)
+    k = 0
+    for j in cars:
+        if abs(tz[j] - ez) < LEVEL_M:  # not a bridge over or under the ego
+            out[k, 0], out[k, 1] = t_ids[j], t_type[j]
+            k += 1
+    for j in walkers:
+        if abs(wz[j] - ez) < LEVEL_M:
+            out[k, 0], out[k, 1] = w_ids[j], _WALKER
+            k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True)
+def _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw):
+    """(K, 2) int64: the overlapping pairs (a, b), a < b, of the vehicles and walkers
+    numbered vehicles first, on one level, leaving out pairs of two walkers."""
+    n = tx.shape[0]
+    z = np.concatenate((tz, wz))
+    pairs = overlapping_pairs(
+        np.concatenate((tx, wx)),
+        np.concatenate((ty, wy)),
+        np.concatenate((tyaw, wyaw)),
+        np.concatenate((thl, whl)),
+        np.concatenate((thw, whw)),
+    )
+    out = np.empty_like(pairs)
+    k = 0
+    for p in range(pairs.shape[0]):
+        a, b = pairs[p, 0], pairs[p, 1]
+        if a < n and abs(z[a] - z[b]) < LEVEL_M:
+            out[k, 0], out[k, 1] = a, b
+            k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True)
+def _actor_arrays(
+    ex,
+    ey,
+    eyaw,
+    ehl,
+    ehw,
+    ez,
+    hidden,
+    t_ids,
+    t_type,
+    tx,
+    ty,
+    tz,
+    tyaw,
+    tspeed,
+    thl,
+    thw,
+    theight,
+    w_ids,
+    wx,
+    wy,
+    wz,
+    wyaw,
+    wvel,
+    whl,
+    whw,
+):
+    """One call for what the tick needs of the actors' boxes: the arrays of :class:`Actors`
+    (:func:`_pack_actors`), the ego's contacts (:func:`_ego_touches`; the ego's box and
+    height first) and the touching NPC pairs (:func:`_npc_touches`)."""
+    ids, types, xyz, yaw, half, vel = _pack_actors(
+        hidden,
+        t_ids,
+        t_type,
+        tx,
+        ty,
+        tz,
+        tyaw,
+        tspeed,
+        thl,
+        thw,
+        theight,
+        w_ids,
+        wx,
+        wy,
+        wz,
+        wyaw,
+        wvel,
+        whl,
+        whw,
+    )
+    touches = _ego_touches(
+        ex,
+        ey,
+        eyaw,
+        ehl,
+        ehw,
+        ez,
+        tx,
+        ty,
+        tz,
+        tyaw,
+        thl,
+        thw,
+        t_ids,
+        t_type,
+        wx,
+        wy,
+        wz,
+        wyaw,
+        whl,
+        whw,
+        w_ids,
+    )
+    pairs = _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw)
+    return ids, types, xyz, yaw, half, vel, touches, pairs
+
+
+@numba.njit(cache=True)
+def _nearest_route_point(xyz, hint, x, y):
+    """(index, distance) of the route point nearest (x, y): first in the window around
+    ``hint`` (10 back, 40 ahead), over the whole route when that one is over 4 m away."""
+    lo, hi = max(0, hint - 10), min(xyz.shape[0], hint + 40)
+    i, dist = lo, math.hypot(xyz[lo, 0] - x, xyz[lo, 1] - y)
+    for p in range(lo + 1, hi):
+        d = math.hypot(xyz[p, 0] - x, xyz[p, 1] - y)
+        if d < dist:
+            i, dist = p, d
+    if dist > 4.0:
+        i, dist = 0, math.hypot(xyz[0, 0] - x, xyz[0, 1] - y)
+        for p in range(1, xyz.shape[0]):
+            d = math.hypot(xyz[p, 0] - x, xyz[p, 1] - y)
+            if d < dist:
+                i, dist = p, d
+    return i, dist
+
+
+@numba.njit(cache=True)
+def _route_claim(i, s, jl, junction_start, entry_row, states, half_len, speed):
+    """The junction lanes (-1 padded, at most 6) the ego at route point i claims: those
+    of the next junction on its route, once it is within its claim distance and the
+    light of its entry lane (signal row ``entry_row[i]``) is not red; those it is on."""
+    claim = np.full(6, -1, np.int64)
+    j, n = junction_start[i], jl.shape[0]
+    if j >= n:
+        return claim
+    if jl[i] < 0:
+        ahead = s[j] - s[i] - half_len
+        if ahead > EGO_CLAIM_M + speed * speed / 6.0 or (speed < 0.5 and ahead > 3.0):
+            return claim
+        if entry_row[i] >= 0 and states[entry_row[i]] == _RED:
+            return claim
+    k, last = 0, -2
+    while j < n and jl[j] >= 0 and k < claim.shape[0]:
+        if jl[j] != last:
+            claim[k] = last = jl[j]
+            k += 1
+        j += 1
+    return claim
+
+
+@numba.njit(cache=True)
+def _vehicles_and_ego(x, y, speed, half_len, ex, ey, e_speed, e_half_len):
+    """(4, N+1): the NPCs' x, y, speed and half length, then the ego's."""
+    n = x.shape[0]
+    out = np.empty((4, n + 1))
+    out[0, :n], out[1, :n], out[2, :n], out[3, :n] = x, y, speed, half_len
+    out[0, n], out[1, n], out[2, n], out[3, n] = ex, ey, e_speed, e_half_len
+    return out
+
+
+@numba.njit(cache=True)
+def _set_lane_states(states, signal_lane, lane_state):
+    """The light of each signal row on its entry lane; a dark light is an all-way stop."""
+    for r in range(states.shape[0]):
+        lane_state[signal_lane[r]] = _STOP if states[r] == _OFF else states[r]
 
 
 @dataclass
@@ -123,9 +365,20 @@ class _Ego:
     accel_cmd: np.ndarray = field(default_factory=lambda: np.zeros(1))
     accel: float = 0.0
 
+    def __post_init__(self) -> None:
+        p = self.params  # step_vehicles' per-vehicle parameter arrays, built once
+        self.limits = (
+            np.array([p.wheelbase_m]),
+            np.array([p.max_steer_rate_radps]),
+            np.array([p.max_speed_mps]),
+        )
+        self._centre: tuple[float, float] | None = None  # until the ego moves
+
     def centre(self) -> tuple[float, float]:
-        d = self.params.rear_axle_to_centre_m
-        return self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
+        if self._centre is None:
+            d = self.params.rear_axle_to_centre_m
+            self._centre = self.x[0] + d * math.cos(self.yaw[0]), self.y[0] + d * math.sin(self.yaw[0])
+        return self._centre
 
     def place(self, cx: float, cy: float, yaw: float, speed: float = 0.0) -> None:
         d = self.params.rear_axle_to_centre_m
@@ -133,6 +386,17 @@ class _Ego:
         self.yaw[0], self.speed[0] = yaw, speed
         self.steer[0] = self.target_steer[0] = self.accel_cmd[0] = 0.0
         self.accel = 0.0
+        self._centre = None
+
+    def step(self, target_steer_rad: float, accel_mps2: float, dt_s: float, substeps: int) -> None:
+        """Drive for ``dt_s`` (:func:`step_vehicles`); ``accel`` becomes the realised acceleration."""
+        self.target_steer[0], self.accel_cmd[0] = target_steer_rad, accel_mps2
+        wheelbase, steer_rate, max_speed = self.limits
+        self.accel = step_vehicles(
+            self.x, self.y, self.yaw, self.speed, self.steer, self.target_steer, self.accel_cmd,
+            wheelbase, steer_rate, max_speed, dt_s, substeps,
+        )[0]  # fmt: skip
+        self._centre = None
 
 
 class EmbeddedBackend(Backend):
@@ -188,6 +452,13 @@ class EmbeddedBackend(Backend):
             [assets.table.index[tuple(k)] for k in self.signals.lanes], dtype=np.int64
         )
         self._lane_state = np.full(len(assets.table), -1, np.int8)
+        row_of_lane = np.full(len(assets.table), -1, np.int64)
+        for key, row in self.signals.controlled_index.items():
+            row_of_lane[assets.table.index[key]] = row
+        ri = self._route_index  # the signal row of the lane each route point enters its junction from
+        self._entry_row = np.where(ri.entry_lane >= 0, row_of_lane[ri.entry_lane], -1)
+        self._route_start_xy = self.route.xyz_m[:1, :2]
+        self._substeps = scenario.world.substeps
         avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
         self.traffic = Traffic(assets.table, assets.junction_lanes, scenario.traffic, rng)
         self.traffic.spawn(self.traffic.target_count(assets.road_map.driving_lane_km), avoid)
@@ -254,27 +525,25 @@ class EmbeddedBackend(Backend):
         self._time = round(self._time + dt, 9)
         self._tick += 1
         states = self.events.signal_states(self.signals.states(self._time))  # hook: forced lights
-        # a dark light is an all-way stop for the NPCs
-        self._lane_state[self._signal_lane] = np.where(states == LightState.OFF, LightState.STOP, states)
+        _set_lane_states(states, self._signal_lane, self._lane_state)
         ego_vec, claim = self._ego_on_lanes(states)
         self.events.before_traffic(self._time, dt)  # hook: scripted vehicles
-        self.traffic.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
-        self.traffic.respawn_dead(self.route.xyz_m[:1, :2])
-        t, (ex, ey) = self.traffic, self._ego.centre()
-        vehicles = Vehicles(
-            np.append(t.x, ex),
-            np.append(t.y, ey),
-            np.append(t.speed, self._ego.speed[0]),
-            np.append(t.half_len, 0.5 * self._ego.params.length_m),
-        )
+        t, e = self.traffic, self._ego
+        t.step(dt, self._lane_state, ego_vec, claim, self.walkers.road_xy)
+        t.respawn_dead(self._route_start_xy)
+        ex, ey = e.centre()
+        vehicles = Vehicles(*_vehicles_and_ego(t.x, t.y, t.speed, t.half_len, ex, ey, e.speed[0], ego_vec[2]))
         self.walkers.step(dt, self._time, states, self.signals, vehicles)
         self.events.after_walkers(dt)  # hook: scripted walkers
-        contacts = self._ego_contacts()
-        state = self._make_state((), states)
-        events = self.monitor.update(state, contacts)
-        events = list(events) + self._npc_collisions() + self.events.drain(self._time, self._ego_xyz())
+        actors, contacts, pairs = self._actors_and_touches()
+        state = self._make_state((), states, actors)
+        events = self.monitor.update(state, contacts) + self._npc_collisions(pairs)
+        if self.events:
+            events += self.events.drain(self._time, self._ego_xyz())
         if events:
-            state = replace(state, events=tuple(events))
+            state = WorldState(
+                state.tick, state.time_s, state.ego, state.actors, state.signals, tuple(events)
+            )
         self._state = state
         return state
 
@@ -288,39 +557,14 @@ class EmbeddedBackend(Backend):
 
     def _step_ego(self, dt: float) -> None:
         e = self._ego
-        steer, accel = control_to_physical(self._control.steer, self._control.accel, e.params)
-        e.target_steer[0], e.accel_cmd[0] = steer, accel
-        v0 = e.speed[0]
-        p = e.params
-        step_vehicles(
-            e.x,
-            e.y,
-            e.yaw,
-            e.speed,
-            e.steer,
-            e.target_steer,
-            e.accel_cmd,
-            np.array([p.wheelbase_m]),
-            np.array([p.max_steer_rate_radps]),
-            np.array([p.max_speed_mps]),
-            dt,
-            self.scenario.world.substeps,
-        )
-        e.accel = (e.speed[0] - v0) / dt
+        e.step(*control_to_physical(self._control.steer, self._control.accel, e.params), dt, self._substeps)
 
     def _ego_z(self) -> float:
         """The ego's height: the route's at its nearest route point (the ego drives on it)."""
         return float(self.route.xyz_m[self._hint, 2])
 
     def _locate_on_route(self, x: float, y: float) -> tuple[int, float]:
-        xy = self.route.xyz_m
-        lo, hi = max(0, self._hint - 10), min(len(xy), self._hint + 40)
-        d = np.hypot(xy[lo:hi, 0] - x, xy[lo:hi, 1] - y)
-        i = lo + int(np.argmin(d))
-        dist = float(d[i - lo])
-        if dist > 4.0:
-            d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
-            i, dist = int(np.argmin(d)), float(np.min(d))
+        i, dist = _nearest_route_point(self.route.xyz_m, self._hint, x, y)
         self._hint = i
         return i, dist
 
@@ -336,10 +580,10 @@ class EmbeddedBackend(Backend):
         cx, cy = e.centre()
         yaw = float(e.yaw[0])
         i, dist = self._locate_on_route(cx, cy)
-        claim = np.full(6, -1, np.int64)
         half_len, half_wid = 0.5 * e.params.length_m, 0.5 * e.params.width_m
         vec = np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, yaw, half_wid, self._ego_z(), -1.0, 0.0])
         if dist > 3.0:  # off the route: place it on whatever lane it is on
+            claim = np.full(6, -1, np.int64)
             pos = self.road_map.lane_at(cx, cy, yaw_rad=yaw)
             if pos is not None:
                 lane = self.assets.table.index[pos.key]
@@ -347,7 +591,8 @@ class EmbeddedBackend(Backend):
                 claim[0] = self.assets.junction_lanes.jl_index[lane]
         else:
             vec[0], vec[1] = ri.lane[i], ri.lane_s[i]
-            self._fill_claim(i, states, claim)
+            s = self.route.s_m
+            claim = _route_claim(i, s, ri.jl, ri.junction_start, self._entry_row, states, half_len, vec[3])
         if dist > 0.5 or self.route.command[i] in (5, 6):  # off the lane centre: what is under the front?
             fx, fy = cx + half_len * math.cos(yaw), cy + half_len * math.sin(yaw)
             pos = self.road_map.lane_at(fx, fy, yaw_rad=yaw)
@@ -355,66 +600,31 @@ class EmbeddedBackend(Backend):
                 vec[9], vec[10] = self.assets.table.index[pos.key], max(0.0, pos.s_m - half_len)
         return vec, claim
 
-    def _fill_claim(self, i: int, states: np.ndarray, claim: np.ndarray) -> None:
-        ri, e = self._route_index, self._ego
-        j = int(ri.junction_start[i])
-        n = len(ri.jl)
-        if j >= n:
-            return
-        s = self.route.s_m
-        ahead = s[j] - s[i] - 0.5 * e.params.length_m
-        v = float(e.speed[0])
-        if ri.jl[i] < 0:
-            reach = EGO_CLAIM_M + v * v / 6.0
-            if ahead > reach or (v < 0.5 and ahead > 3.0):
-                return
-            row = (
-                self.signals.controlled_index.get(self.assets.table.keys[ri.entry_lane[i]])
-                if ri.entry_lane[i] >= 0
-                else None
-            )
-            if row is not None and states[row] == LightState.RED:
-                return
-        k = 0
-        last = -2
-        while j < n and ri.jl[j] >= 0 and k < len(claim):
-            if ri.jl[j] != last:
-                claim[k] = last = ri.jl[j]
-                k += 1
-            j += 1
-
-    def _ego_contacts(self) -> list[tuple[int, int]]:
+    def _actors_and_touches(self) -> tuple[Actors, list[tuple[int, int]], np.ndarray]:
+        """The actors of the state; the ego's contacts, (actor id, ActorType) of every vehicle,
+        then walker, its box overlaps; the touching NPC pairs (see :meth:`_npc_collisions`)."""
         t, w, e = self.traffic, self.walkers, self._ego
         cx, cy = e.centre()
-        box = (cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m)
-        contacts = []
-        z = self._ego_z()
-        if len(t):
-            for k in overlaps_with(box, t.x, t.y, t.yaw, t.half_len, t.half_wid):
-                if abs(t.z[k] - z) < LEVEL_M:  # not a bridge over or under the ego
-                    contacts.append((int(t.ids[k]), int(t.type[k])))
-        if len(w):
-            for k in overlaps_with(box, w.x, w.y, w.yaw, w.half_len, w.half_wid):
-                if abs(w.z[k] - z) < LEVEL_M:
-                    contacts.append((int(w.ids[k]), int(ActorType.WALKER)))
-        return contacts
+        ids, types, xyz, yaw, half, vel, touches, pairs = _actor_arrays(
+            cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m, self._ego_z(),
+            t.hidden, t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height,
+            w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid,
+        )  # fmt: skip
+        actors = Actors(id=ids, type=types, xyz_m=xyz, yaw_rad=yaw, half_extent_m=half, velocity_mps=vel)
+        contacts = [(a, b) for a, b in touches.tolist()] if len(touches) else []
+        return actors, contacts, pairs
 
-    def _npc_collisions(self) -> list[Event]:
+    def _npc_collisions(self, pairs: np.ndarray) -> list[Event]:
         """Touches between non-ego actors (vehicles and walkers), each pair once: no
-        penalty, but a world where they happen is a bug worth seeing."""
+        penalty, but a world where they happen is a bug worth seeing. ``pairs``: from
+        :func:`_npc_touches`."""
         t, w = self.traffic, self.walkers
-        n = len(t)
-        if n + len(w) < 2:
+        if not len(pairs):
             return []
-        x, y = np.concatenate([t.x, w.x]), np.concatenate([t.y, w.y])
-        z, yaw = np.concatenate([t.z, w.z]), np.concatenate([t.yaw, w.yaw])
-        hl, hw = np.concatenate([t.half_len, w.half_len]), np.concatenate([t.half_wid, w.half_wid])
-        ids = np.concatenate([t.ids, w.ids])
+        n = len(t)
         out = []
-        for a, b in overlapping_pairs(x, y, yaw, hl, hw):
-            if a >= n or abs(z[a] - z[b]) >= LEVEL_M:  # pairs come as a < b: a >= n is two walkers
-                continue
-            key = (int(ids[a]), int(ids[b]))
+        for a, b in pairs.tolist():  # a is a vehicle; b a vehicle (b < n) or walker b - n
+            key = (int(t.ids[a]), int(t.ids[b] if b < n else w.ids[b - n]))
             if key not in self._seen_npc_pairs:
                 self._seen_npc_pairs.add(key)
                 other_type = int(t.type[b]) if b < n else int(ActorType.WALKER)
@@ -422,7 +632,7 @@ class EmbeddedBackend(Backend):
                     Event(
                         EventKind.NPC_COLLISION,
                         self._time,
-                        (float(x[a]), float(y[a]), float(z[a])),
+                        (float(t.x[a]), float(t.y[a]), float(t.z[a])),
                         key[1],
                         other_type,
                         f"actor {key[0]} and actor {key[1]}",
@@ -430,8 +640,10 @@ class EmbeddedBackend(Backend):
                 )
         return out
 
-    def _make_state(self, events, states: np.ndarray | None = None) -> WorldState:
-        e, t, w = self._ego, self.traffic, self.walkers
+    def _make_state(
+        self, events, states: np.ndarray | None = None, actors: Actors | None = None
+    ) -> WorldState:
+        e = self._ego
         cx, cy = e.centre()
         ego = EgoState(
             x_m=cx,
@@ -445,26 +657,8 @@ class EmbeddedBackend(Backend):
             width_m=e.params.width_m,
             height_m=e.params.height_m,
         )
-        vis = np.flatnonzero(~t.hidden) if t.hidden.any() else slice(None)  # scripted, not entered yet
-        n, m = len(t.ids[vis]), len(w)
-        xyz = np.zeros((n + m, 3))
-        xyz[:n, 0], xyz[:n, 1], xyz[:n, 2] = t.x[vis], t.y[vis], t.z[vis]
-        xyz[n:, 0], xyz[n:, 1], xyz[n:, 2] = w.x, w.y, w.z
-        half = np.empty((n + m, 3))
-        half[:n, 0], half[:n, 1], half[:n, 2] = t.half_len[vis], t.half_wid[vis], 0.5 * t.height[vis]
-        half[n:, 0], half[n:, 1], half[n:, 2] = w.half_len, w.half_wid, 0.9
-        vel = np.empty((n + m, 2))
-        speed, yaw = t.speed[vis], t.yaw[vis]
-        vel[:n, 0], vel[:n, 1] = speed * np.cos(yaw), speed * np.sin(yaw)
-        vel[n:] = w.velocity
-        actors = Actors(
-            id=np.concatenate([t.ids[vis], w.ids]),
-            type=np.concatenate([t.type[vis], np.full(m, int(ActorType.WALKER), np.int8)]),
-            xyz_m=xyz,
-            yaw_rad=np.concatenate([yaw, w.yaw]),
-            half_extent_m=half,
-            velocity_mps=vel,
-        )
+        if actors is None:
+            actors = self._actors_and_touches()[0]
         sig = self.signals.signal_states(self._time, states) if len(self.signals) else SignalStates.empty()
         return WorldState(self._tick, self._time, ego, actors, sig, tuple(events))
 

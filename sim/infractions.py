@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
 
+import numba
 import numpy as np
 
 from sim.errors import ConfigError, RouteError
@@ -383,6 +384,151 @@ class _LaneDirections:
         return abs(math.remainder(float(lane.yaw_rad[pos.index]) - yaw_rad, 2.0 * math.pi)) > 0.5 * math.pi
 
 
+# -- the route match, compiled ------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _py_hypot(x, y):
+    """``math.hypot(x, y)`` bit for bit: CPython 3.11's algorithm (an exactly split square,
+    compensated sums, one Newton correction), not the C library's ``hypot``."""
+    ax, ay = abs(x), abs(y)
+    mx = 0.0
+    for v in (ax, ay):
+        if v > mx:
+            mx = v
+    if math.isinf(mx):
+        return mx
+    if math.isnan(ax) or math.isnan(ay):
+        return math.nan
+    if mx == 0.0:
+        return mx
+    csum, frac1, frac2, frac3 = 1.0, 0.0, 0.0, 0.0
+    _, max_e = math.frexp(mx)
+    if max_e < -1023:  # ldexp(1.0, -max_e) would overflow: divide by the largest instead
+        for v in (ax / mx, ay / mx):
+            sq = v * v
+            old = csum
+            csum += sq
+            frac1 += (old - csum) + sq
+        return mx * math.sqrt(csum - 1.0 + frac1)
+    scale = math.ldexp(1.0, -max_e)
+    for v in (ax * scale, ay * scale):
+        t = v * 134217729.0  # Veltkamp's split: v = hi + lo, each of 26 bits
+        hi = t - (t - v)
+        lo = v - hi
+        sq = hi * hi
+        old = csum
+        csum += sq
+        frac1 += (old - csum) + sq
+        sq = 2.0 * hi * lo
+        old = csum
+        csum += sq
+        frac2 += (old - csum) + sq
+        frac3 += lo * lo
+    h = math.sqrt(csum - 1.0 + (frac1 + frac2 + frac3))
+    t = h * 134217729.0
+    hi = t - (t - h)
+    lo = h - hi
+    for sq, k in ((-hi * hi, 1), (-2.0 * hi * lo, 2), (-lo * lo, 3)):
+        old = csum
+        csum += sq
+        if k == 1:
+            frac1 += (old - csum) + sq
+        elif k == 2:
+            frac2 += (old - csum) + sq
+        else:
+            frac3 += (old - csum) + sq
+    return (h + (csum - 1.0 + (frac1 + frac2 + frac3)) / (2.0 * h)) / scale
+
+
+def _hypot_is_pythons() -> bool:
+    """Whether :func:`_py_hypot` gives this Python's ``math.hypot`` (another CPython
+    version may round differently; the monitor then matches in Python)."""
+    rng = np.random.default_rng(0)
+    pairs = [(2.4, 5.76), (3.0, 4.0), (1e-310, 3e-311), *rng.normal(0.0, 100.0, (200, 2)).tolist()]
+    return all(_py_hypot(a, b) == math.hypot(a, b) for a, b in pairs)
+
+
+@numba.njit(cache=True)
+def _near_tie(a, b):
+    """Squared distances this close may compare either way in the monitor's Python (``v ** 2``
+    rounds as the C library's ``pow`` does; here it is ``v * v``)."""
+    return abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
+
+@numba.njit(cache=True)
+def _dist_sq(pts, p, x, y):
+    return (pts[p, 0] - x) * (pts[p, 0] - x) + (pts[p, 1] - y) * (pts[p, 1] - y)
+
+
+@numba.njit(cache=True)
+def _match_route(pts, s, near, x, y, max_sq, window_m):
+    """:meth:`InfractionMonitor._match_py` compiled: (i, s of the foot, distance), or i = -1
+    when a near tie of two distances leaves the answer to the Python rounding.
+    ``pts`` (N, 6): x, y, s, unit vector x and y and length of the segment to the next point."""
+    i = near
+    d = _dist_sq(pts, i, x, y)
+    while i + 1 < pts.shape[0]:
+        dn = _dist_sq(pts, i + 1, x, y)
+        if _near_tie(dn, d):
+            return -1, 0.0, 0.0
+        if dn > d:
+            break
+        i, d = i + 1, dn
+    if i == near:
+        while i > 0:
+            dn = _dist_sq(pts, i - 1, x, y)
+            if _near_tie(dn, d):
+                return -1, 0.0, 0.0
+            if dn >= d:
+                break
+            i, d = i - 1, dn
+    if _near_tie(d, max_sq):
+        return -1, 0.0, 0.0
+    if d > max_sq:
+        i = _window_nearest(pts, s, i, d, x, y, window_m)
+        if i < 0:
+            return -1, 0.0, 0.0
+    foot_s, foot_d = _foot(pts, i, x, y)
+    return i, foot_s, foot_d
+
+
+@numba.njit(cache=True)
+def _window_nearest(pts, s, i, d, x, y, window_m):
+    """:meth:`InfractionMonitor._window_nearest` compiled; -1 on a near tie."""
+    lo = np.searchsorted(s, s[i] - window_m, side="left")
+    hi = np.searchsorted(s, s[i] + window_m, side="right")
+    k, dk = lo, np.inf
+    for p in range(lo, hi):
+        dp = _dist_sq(pts, p, x, y)
+        if dp < dk:
+            k, dk = p, dp
+    if _near_tie(dk, d):
+        return -1
+    return k if dk < d else i
+
+
+@numba.njit(cache=True)
+def _foot(pts, i, x, y):
+    """:meth:`InfractionMonitor._foot_py` compiled (its ``min``/``max`` and ``math.hypot``)."""
+    best_s, best_d = pts[i, 2], _py_hypot(pts[i, 0] - x, pts[i, 1] - y)
+    for j in (i - 1, i):
+        if j < 0 or j + 1 >= pts.shape[0] or pts[j, 5] <= 0.0:
+            continue
+        dx, dy = x - pts[j, 0], y - pts[j, 1]
+        along = dx * pts[j, 3] + dy * pts[j, 4]
+        t = 0.0 if along < 0.0 else along  # max(along, 0.0)
+        t = pts[j, 5] if pts[j, 5] < t else t  # min(t, seg)
+        d = _py_hypot(dx - t * pts[j, 3], dy - t * pts[j, 4])
+        if d < best_d:
+            best_s, best_d = pts[j, 2] + t, d
+    return best_s, best_d
+
+
+#: whether the compiled route match may be used (:func:`_hypot_is_pythons`; checked once)
+_COMPILED_MATCH: list[bool] = []
+
+
 # -- the monitor ------------------------------------------------------------------------
 
 
@@ -455,6 +601,12 @@ class InfractionMonitor:
         self._ux, self._uy, self._seg = u[:, 0].tolist(), u[:, 1].tolist(), seg.tolist()
         self._n = len(self._xs)
         self._near = 0
+        # the same numbers, one row per point, for the compiled match
+        self._pts = np.zeros((self._n, 6))
+        self._pts[:, 0], self._pts[:, 1], self._pts[:, 2] = xyz[:, 0], xyz[:, 1], s
+        self._pts[:-1, 3], self._pts[:-1, 4], self._pts[:-1, 5] = u[:, 0], u[:, 1], seg
+        if not _COMPILED_MATCH:
+            _COMPILED_MATCH.append(_hypot_is_pythons())
 
     # -- read-outs -----------------------------------------------------------------
 
@@ -606,6 +758,18 @@ class InfractionMonitor:
 
     def _match(self, x: float, y: float) -> tuple[float, float]:
         """Distance along the route of the ego's foot, and its distance from the route."""
+        if _COMPILED_MATCH[0]:
+            cfg = self.config
+            i, s, dist = _match_route(
+                self._pts, self._s_arr, self._near, x, y, cfg.progress_max_offset_m**2, cfg.match_window_m
+            )
+            if i >= 0:
+                self._near = i
+                return s, dist
+        return self._match_py(x, y)
+
+    def _match_py(self, x: float, y: float) -> tuple[float, float]:
+        """:meth:`_match` in Python (near ties of two distances are decided here)."""
         xs, ys = self._xs, self._ys
         i = self._near
         d = (xs[i] - x) ** 2 + (ys[i] - y) ** 2
@@ -623,7 +787,7 @@ class InfractionMonitor:
         if d > self.config.progress_max_offset_m**2:
             i = self._window_nearest(i, d, x, y)
         self._near = i
-        return self._foot(i, x, y)
+        return self._foot_py(i, x, y)
 
     def _window_nearest(self, i: int, d: float, x: float, y: float) -> int:
         """Far from the route: the nearest point within ``match_window_m`` of point i."""
@@ -635,7 +799,7 @@ class InfractionMonitor:
         k = int(np.argmin(d2))
         return lo + k if d2[k] < d else i
 
-    def _foot(self, i: int, x: float, y: float) -> tuple[float, float]:
+    def _foot_py(self, i: int, x: float, y: float) -> tuple[float, float]:
         best_s, best_d = self._s[i], math.hypot(self._xs[i] - x, self._ys[i] - y)
         for j in (i - 1, i):
             if j < 0 or j + 1 >= self._n or self._seg[j] <= 0.0:

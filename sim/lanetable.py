@@ -14,12 +14,13 @@ import numpy as np
 
 from sim.maps.roadmap import LaneKey, RoadMap
 
-__all__ = ["LaneTable", "lane_pose", "lane_z", "segment_index"]
+__all__ = ["LaneTable", "lane_pose", "lane_z", "pose_on_segment", "segment_index", "segment_index_near"]
 
 
 @dataclass(frozen=True)
 class LaneTable:
-    """Flat lane arrays. Point arrays are indexed ``pt_off[lane]:pt_off[lane + 1]``."""
+    """Flat lane arrays. Point arrays are indexed ``pt_off[lane]:pt_off[lane + 1]``; ``s``
+    never decreases along a lane."""
 
     keys: tuple[LaneKey, ...]
     index: dict[LaneKey, int]
@@ -86,15 +87,40 @@ def segment_index(s, lo, hi, s_m):
 
 
 @numba.njit(cache=True)
+def segment_index_near(s, lo, hi, s_m, hint):
+    """:func:`segment_index` by a walk from point ``hint`` (any index; a near one makes
+    it fast and touches only the points in between): the same answer, as ``s`` never
+    decreases along a lane."""
+    if hi <= lo or s_m != s_m:  # a single point, or NaN (which bisects to lo)
+        return lo
+    a = min(max(hint, lo), hi - 1)
+    if a > lo and s[a] > s_m:
+        while a > lo and s[a] > s_m:
+            a -= 1
+    else:
+        while a + 1 < hi and s[a + 1] <= s_m:
+            a += 1
+    return a
+
+
+@numba.njit(cache=True)
 def lane_pose(pt_off, xy, yaw, s, lane, s_m):
     """(x, y, yaw) at ``s_m`` along ``lane``: bisection, then linear interpolation."""
     lo = pt_off[lane]
     hi = pt_off[lane + 1] - 1
+    if hi <= lo or s_m <= s[lo] or s_m >= s[hi]:
+        return pose_on_segment(xy, yaw, s, lo, hi, s_m, lo)
+    return pose_on_segment(xy, yaw, s, lo, hi, s_m, segment_index(s, lo, hi, s_m))
+
+
+@numba.njit(cache=True)
+def pose_on_segment(xy, yaw, s, lo, hi, s_m, a):
+    """(x, y, yaw) at ``s_m`` on the lane of points ``lo..hi``, within segment ``a``
+    (:func:`segment_index`); the end points beyond the lane's ends."""
     if hi <= lo or s_m <= s[lo]:
         return xy[lo, 0], xy[lo, 1], yaw[lo]
     if s_m >= s[hi]:
         return xy[hi, 0], xy[hi, 1], yaw[hi]
-    a = segment_index(s, lo, hi, s_m)
     b = a + 1
     ds = s[b] - s[a]
     t = 0.0 if ds <= 0.0 else (s_m - s[a]) / ds

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from sim.collision import argsort
 from sim.errors import LoopdriveError
 from sim.idm import IDM_COLUMNS, IDMParams, idm_accel_one
-from sim.lanetable import LaneTable, lane_pose, lane_z
+from sim.lanetable import LaneTable, lane_z, pose_on_segment, segment_index_near
 from sim.scenario import TrafficConfig
 from sim.state import ActorType, LightState
 from sim.vehicle import VEHICLE_PARAMS
@@ -71,6 +72,20 @@ NPC_TYPES = {ActorType.CAR: "car", ActorType.TRUCK: "truck", ActorType.BICYCLE: 
 #: lateral acceleration (m/s^2) NPCs accept in curves
 LATERAL_ACCEL_MPS2 = 2.5
 
+#: the per-NPC arrays of :class:`Traffic` live as the rows of three blocks (floats, ints,
+#: flags): one contiguous piece of memory each, and three arguments for the tick kernel
+#: instead of twenty. Each row is also an attribute of that name (a view).
+FLOAT_ROWS = (
+    "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid", "height",
+    "x", "y", "z", "yaw", "accel_override", "offset_m",
+)  # fmt: skip
+INT_ROWS = ("lane", "reserved", "seg")
+FLAG_ROWS = ("stop_served", "dead", "parked", "hidden", "ignore_rules")
+_S, _SPEED, _ACCEL, _DESIRED, _SPEED_CAP, _HALF_LEN, _HALF_WID, _HEIGHT = range(8)
+_X, _Y, _Z, _YAW, _ACCEL_OVERRIDE, _OFFSET = range(8, 14)
+_LANE, _RESERVED, _SEG = range(3)
+_STOP_SERVED, _DEAD, _PARKED, _HIDDEN, _IGNORE_RULES = range(5)
+
 
 @numba.njit(cache=True)
 def _splitmix(state):
@@ -92,9 +107,26 @@ def _pick_successor(succ_off, succ, lane, rng_state, i):
 
 
 @numba.njit(cache=True)
-def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
+def _chain_by_lane(lane, first, after):
+    """Chain the vehicles of each lane in index order: ``first[l]`` is the first vehicle
+    on lane l (-1: none), ``after[j]`` the one after j. ``first`` stays allocated between
+    ticks, all -1: :func:`_unchain` clears what this set."""
+    for j in range(lane.shape[0] - 1, -1, -1):
+        after[j] = first[lane[j]]
+        first[lane[j]] = j
+
+
+@numba.njit(cache=True)
+def _unchain(lane, first):
+    for j in range(lane.shape[0]):
+        first[lane[j]] = -1
+
+
+@numba.njit(cache=True)
+def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, first, after):
     """Bumper-to-bumper gap (m) and speed of the nearest vehicle ahead on i's path
-    (parked vehicles are not lane leaders: :func:`_near_ahead` sees them where they stand)."""
+    (parked vehicles are not lane leaders: :func:`_near_ahead` sees them where they stand).
+    ``first``/``after``: the vehicles of each lane (:func:`_chain_by_lane`)."""
     best, best_v = np.inf, 0.0
     ego_half_len, ego_speed = ego[2], ego[3]
     ahead = 0.0  # distance from i to the start of the lane being scanned
@@ -106,11 +138,13 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
             if cur < 0 or ahead - s[i] > LOOKAHEAD_M:
                 break
         base = ahead - s[i]
-        for j in range(lane.shape[0]):
-            if j != i and lane[j] == cur and not parked[j] and (k >= 0 or s[j] > s[i]):
+        j = first[cur]
+        while j >= 0:  # the vehicles on lane cur, in index order
+            if j != i and not parked[j] and (k >= 0 or s[j] > s[i]):
                 gap = base + s[j] - half_len[i] - half_len[j]
                 if gap < best:
                     best, best_v = gap, speed[j]
+            j = after[j]
         for slot in (0, 9):  # the ego's lane, and the lane under its front (a lane change)
             if int(ego[slot]) == cur and (k >= 0 or ego[slot + 1] > s[i]):
                 gap = base + ego[slot + 1] - half_len[i] - ego_half_len
@@ -122,17 +156,29 @@ def _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked):
 
 
 @numba.njit(cache=True)
-def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel):
+def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel, by_x, x_sorted, max_half):
     """Gap (m) and speed of a vehicle just ahead of i, headed within 60 degrees of it,
     whatever lane it is on: the leader of two paths that diverge from one lane (or
     merge) until they really part. Covers up to the stopping distance (10-40 m), where
-    lanes curve too little to put a neighbour-lane vehicle into the corridor."""
-    best, best_v = np.inf, 0.0
+    lanes curve too little to put a neighbour-lane vehicle into the corridor.
+
+    Only the vehicles whose x lies within the corridor's reach are looked at: ``by_x``
+    orders the vehicles by x (``x_sorted``: their x in that order; -1 when an x is NaN:
+    all are looked at), ``max_half`` is the largest half length and half width. Of equal
+    gaps the ego's, then the lowest index's counts, as in a scan of all in index order."""
+    best, best_v, best_j = np.inf, 0.0, -2
     # as far as the comfortable stopping distance (paths that split from one lane stay
     # side by side for a while: a vehicle stopped just past the split is a leader)
     reach = min(NEAR_AHEAD_MAX_M, max(NEAR_AHEAD_M, speed[i] * speed[i] / (2.0 * comfort_decel) + 5.0))
     c, sn = np.cos(yaw[i]), np.sin(yaw[i])
-    for j in range(-1, x.shape[0]):
+    lo, hi = 0, x.shape[0]
+    if x_sorted.shape[0] == x.shape[0]:
+        # a vehicle in the corridor is at most this far from i (its along and across bounds)
+        bound = math.hypot(reach + half_len[i] + max_half[0], half_wid[i] + max_half[1] + 0.3) + 1e-6
+        lo = np.searchsorted(x_sorted, x[i] - bound, side="left")
+        hi = np.searchsorted(x_sorted, x[i] + bound, side="right")
+    for p in range(lo - 1, hi):
+        j = -1 if p < lo else (by_x[p] if x_sorted.shape[0] == x.shape[0] else p)
         if j == i:
             continue
         if j < 0:  # the ego: [lane, s, half_len, speed, x, y, yaw, half_wid, z]
@@ -148,9 +194,26 @@ def _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, comfort_decel):
         if abs(-dx * sn + dy * c) > half_wid[i] + ohw + 0.3 or np.cos(oyaw - yaw[i]) < 0.5:
             continue
         gap = along - half_len[i] - ohl
-        if gap < best:
-            best, best_v = gap, ov
+        if gap < best or (gap == best and j < best_j):
+            best, best_v, best_j = gap, ov, j
     return best, best_v
+
+
+@numba.njit(cache=True)
+def _by_x(x, half_len, half_wid):
+    """The vehicles ordered by x and their x in that order (empty when an x is NaN), and
+    the largest half length and half width: the index of :func:`_near_ahead`."""
+    order = argsort(x)
+    x_sorted = np.empty(x.shape[0])
+    for p in range(x.shape[0]):
+        x_sorted[p] = x[order[p]]
+        if math.isnan(x_sorted[p]):
+            return order, np.empty(0), np.zeros(2)
+    max_half = np.zeros(2)
+    for j in range(x.shape[0]):
+        max_half[0] = max(max_half[0], half_len[j])
+        max_half[1] = max(max_half[1], half_wid[j])
+    return order, x_sorted, max_half
 
 
 @numba.njit(cache=True)
@@ -388,23 +451,12 @@ def _desired_speed(i, lane, s, path, desired, speed_cap, curve_speed, speed_limi
 
 @numba.njit(cache=True)
 def _traffic_step(
-    lane,
-    s,
-    speed,
-    accel,
-    desired,
-    speed_cap,
-    half_len,
-    half_wid,
+    fl,
+    ints,
+    flags,
     path,
-    reserved,
-    stop_served,
-    dead,
     rng,
-    x,
-    y,
-    z,
-    yaw,
+    idm,
     pt_off,
     pxy,
     pyaw,
@@ -422,18 +474,29 @@ def _traffic_step(
     ego,
     ego_claim,
     walkers,
-    idm,
     dt,
-    script,
+    lane_first,
 ):
-    parked, ignore_rules, accel_override, offset = script
+    """One tick of every NPC (see :meth:`Traffic.step`); ``fl``, ``ints``, ``flags``: the
+    blocks of :data:`FLOAT_ROWS`, :data:`INT_ROWS` and :data:`FLAG_ROWS`."""
+    s, speed, accel, desired, speed_cap = fl[_S], fl[_SPEED], fl[_ACCEL], fl[_DESIRED], fl[_SPEED_CAP]
+    half_len, half_wid, x, y, z, yaw = fl[_HALF_LEN], fl[_HALF_WID], fl[_X], fl[_Y], fl[_Z], fl[_YAW]
+    accel_override, offset = fl[_ACCEL_OVERRIDE], fl[_OFFSET]
+    lane, reserved, seg = ints[_LANE], ints[_RESERVED], ints[_SEG]
+    stop_served, dead = flags[_STOP_SERVED], flags[_DEAD]
+    parked, ignore_rules = flags[_PARKED], flags[_IGNORE_RULES]
     n = lane.shape[0]
+    after = np.empty(n, np.int64)
+    _chain_by_lane(lane, lane_first, after)  # lanes do not change until the second loop
+    by_x, x_sorted, max_half = _by_x(x, half_len, half_wid)
     for i in range(n):
         if dead[i] or parked[i]:
             accel[i] = 0.0
             continue
-        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked)
-        near, near_v = _near_ahead(i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B])
+        gap, lead_v = _leader_gap(i, lane, s, speed, half_len, length, path, ego, parked, lane_first, after)
+        near, near_v = _near_ahead(
+            i, x, y, z, yaw, speed, half_len, half_wid, ego, idm[i, _IDM_B], by_x, x_sorted, max_half
+        )
         if near < gap:
             gap, lead_v = near, near_v
         line = np.inf
@@ -469,6 +532,7 @@ def _traffic_step(
         if not np.isnan(accel_override[i]):
             a = accel_override[i]  # a scripted event drives this one
         accel[i] = a
+    _unchain(lane, lane_first)
     for i in range(n):
         if dead[i] or parked[i]:
             continue
@@ -476,8 +540,10 @@ def _traffic_step(
         s[i] += 0.5 * (speed[i] + v) * dt
         speed[i] = v
         _advance(i, lane, s, path, reserved, stop_served, dead, rng, length, succ_off, succ, jl_index)
-        x[i], y[i], yaw[i] = lane_pose(pt_off, pxy, pyaw, ps, lane[i], s[i])
-        z[i] = lane_z(pt_off, pz, ps, lane[i], s[i])
+        lo, hi = pt_off[lane[i]], pt_off[lane[i] + 1] - 1
+        seg[i] = segment_index_near(ps, lo, hi, s[i], seg[i])  # a step on from the last tick's
+        x[i], y[i], yaw[i] = pose_on_segment(pxy, pyaw, ps, lo, hi, s[i], seg[i])
+        z[i] = pz[seg[i]]
         if offset[i] != 0.0:  # scripted: beside its lane (positive: to the right)
             x[i] -= offset[i] * np.sin(yaw[i])
             y[i] += offset[i] * np.cos(yaw[i])
@@ -524,39 +590,39 @@ class Traffic:
         self.idm_params = idm
         self._rng = rng
         self.curve_speed = curve_speeds(table)
+        self._lane_first = np.full(len(table), -1, np.int64)  # the tick kernel's scratch: vehicles by lane
         self._alloc(0)
 
     def _alloc(self, n: int) -> None:
         self.ids = np.arange(1, n + 1, dtype=np.int64)
         self.type = np.zeros(n, np.int8)
-        self.lane = np.zeros(n, np.int64)
         self.idm = self.idm_params.table(n)
-        self.s = np.zeros(n)
-        self.speed = np.zeros(n)
-        self.accel = np.zeros(n)
-        self.desired = np.ones(n)
-        self.speed_cap = np.full(n, 40.0)
-        self.half_len = np.zeros(n)
-        self.half_wid = np.zeros(n)
-        self.height = np.zeros(n)
         self.path = np.full((n, PATH_LANES), -1, np.int64)
-        self.reserved = np.full(n, -1, np.int64)
-        self.stop_served = np.zeros(n, np.bool_)
-        self.dead = np.zeros(n, np.bool_)
         self.rng_state = np.zeros(n, np.uint64)
-        self.x = np.zeros(n)
-        self.y = np.zeros(n)
-        self.z = np.zeros(n)
-        self.yaw = np.zeros(n)
-        self._alloc_script(n)
+        self._f = np.zeros((len(FLOAT_ROWS), n))
+        self._i = np.zeros((len(INT_ROWS), n), np.int64)
+        self._b = np.zeros((len(FLAG_ROWS), n), np.bool_)
+        self._bind_rows()
+        self.desired[:] = 1.0
+        self.speed_cap[:] = 40.0
+        self.reserved[:] = -1
+        self._reset_script()
 
-    def _alloc_script(self, n: int) -> None:
-        """The hooks of scripted events (:mod:`sim.events`); all off for ordinary NPCs."""
-        self.parked = np.zeros(n, np.bool_)  # stands still; not a lane leader (seen where it stands)
-        self.hidden = np.zeros(n, np.bool_)  # not in the world yet (parked far away, left out of states)
-        self.ignore_rules = np.zeros(n, np.bool_)  # drives through red lights, stop signs, junctions
-        self.accel_override = np.full(n, np.nan)  # m/s^2 instead of the IDM's (NaN: none)
-        self.offset_m = np.zeros(n)  # lateral offset from its lane centre (positive: right)
+    def _bind_rows(self) -> None:
+        """The rows of the blocks as attributes: ``self.x`` is ``self._f[_X]``, and so on."""
+        for block, names in ((self._f, FLOAT_ROWS), (self._i, INT_ROWS), (self._b, FLAG_ROWS)):
+            for row, name in zip(block, names, strict=True):
+                setattr(self, name, row)
+
+    def _reset_script(self) -> None:
+        """The hooks of scripted events (:mod:`sim.events`); all off for ordinary NPCs:
+        ``parked`` stands still, not a lane leader (seen where it stands); ``hidden`` not in
+        the world yet (parked far away, left out of states); ``ignore_rules`` drives through
+        red lights, stop signs, junctions; ``accel_override`` m/s^2 instead of the IDM's
+        (NaN: none); ``offset_m`` lateral offset from its lane centre (positive: right)."""
+        self.parked[:] = self.hidden[:] = self.ignore_rules[:] = False
+        self.accel_override[:] = np.nan
+        self.offset_m[:] = 0.0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -612,31 +678,11 @@ class Traffic:
 
     def _alloc_keep(self, n: int) -> None:
         """Truncate to the first ``n`` NPCs (when the rest could not be placed)."""
-        for name in (
-            "ids",
-            "idm",
-            "type",
-            "lane",
-            "s",
-            "speed",
-            "accel",
-            "desired",
-            "speed_cap",
-            "half_len",
-            "half_wid",
-            "height",
-            "path",
-            "reserved",
-            "stop_served",
-            "dead",
-            "rng_state",
-            "x",
-            "y",
-            "z",
-            "yaw",
-        ):
+        for name in ("ids", "idm", "type", "path", "rng_state"):
             setattr(self, name, getattr(self, name)[:n].copy())
-        self._alloc_script(n)
+        self._f, self._i, self._b = (block[:, :n].copy() for block in (self._f, self._i, self._b))
+        self._bind_rows()
+        self._reset_script()
 
     def _draw_type(self, i: int) -> None:
         c = self.config
@@ -687,19 +733,13 @@ class Traffic:
         (optionally sized ``length_m`` x ``width_m``); returns their indices. Call before
         the walkers are built (their ids follow the vehicles')."""
         n0 = len(self)
-        arrays = {
-            name: getattr(self, name)
-            for name in (
-                "type", "lane", "s", "speed", "accel", "desired", "speed_cap", "half_len", "half_wid",
-                "height", "path", "reserved", "stop_served", "dead", "rng_state", "x", "y", "z", "yaw",
-                "parked", "hidden", "ignore_rules", "accel_override", "offset_m",
-            )
-        }  # fmt: skip
-        idm = self.idm
+        old = {name: getattr(self, name) for name in ("type", "idm", "path", "rng_state", "_f", "_i", "_b")}
         self._alloc(n0 + count)
-        for name, old in arrays.items():
-            getattr(self, name)[:n0] = old
-        self.idm[:n0] = idm
+        for name, arr in old.items():
+            if name.startswith("_"):  # a block: one row per attribute
+                getattr(self, name)[:, :n0] = arr
+            else:
+                getattr(self, name)[:n0] = arr
         params = VEHICLE_PARAMS[NPC_TYPES.get(kind, "car")]
         for i in range(n0, n0 + count):
             self.type[i] = int(kind)
@@ -735,6 +775,8 @@ class Traffic:
 
     def respawn_dead(self, avoid_xy: np.ndarray) -> None:
         """NPCs that reached a dead end start again elsewhere, away from the ego."""
+        if not self.dead.any():  # the common case, checked cheaply
+            return
         for i in np.flatnonzero(self.dead & ~self.hidden):
             t = self.table
             free = np.flatnonzero((t.junction < 0) & (t.length > 12.0))
@@ -767,41 +809,8 @@ class Traffic:
         """
         t, j = self.table, self.junctions
         _traffic_step(
-            self.lane,
-            self.s,
-            self.speed,
-            self.accel,
-            self.desired,
-            self.speed_cap,
-            self.half_len,
-            self.half_wid,
-            self.path,
-            self.reserved,
-            self.stop_served,
-            self.dead,
-            self.rng_state,
-            self.x,
-            self.y,
-            self.z,
-            self.yaw,
-            t.pt_off,
-            t.xy,
-            t.yaw,
-            t.z,
-            t.s,
-            t.length,
-            t.speed_limit,
-            self.curve_speed,
-            t.succ_off,
-            t.succ,
-            j.jl_index,
-            t.junction,
-            j.conflict,
-            lane_state,
-            ego,
-            ego_claim,
-            walkers_xy,
-            self.idm,
-            dt_s,
-            (self.parked, self.ignore_rules, self.accel_override, self.offset_m),
-        )
+            self._f, self._i, self._b, self.path, self.rng_state, self.idm,
+            t.pt_off, t.xy, t.yaw, t.z, t.s, t.length, t.speed_limit, self.curve_speed, t.succ_off, t.succ,
+            j.jl_index, t.junction, j.conflict,
+            lane_state, ego, ego_claim, walkers_xy, dt_s, self._lane_first,
+        )  # fmt: skip

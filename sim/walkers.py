@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numba
 import numpy as np
 
-from sim.lanetable import segment_index
+from sim.lanetable import segment_index, segment_index_near
 from sim.maps.odr import read_opendrive, sample_lanes
 from sim.maps.roadmap import RoadMap
 from sim.scenario import TrafficConfig
@@ -34,6 +35,16 @@ NODE_SNAP_M = 1.5
 WALK_SPEED_MPS = (1.1, 1.6)
 HALF_SIZE_M = 0.3
 _KIND_SIDEWALK, _KIND_CROSSING, _KIND_JAYWALK = 0, 1, 2
+_RED = int(LightState.RED)
+
+#: the per-walker arrays of :class:`Walkers` are the rows of three blocks (floats, ints,
+#: flags), as :class:`sim.traffic.Traffic`'s: each row is also an attribute of that name
+FLOAT_ROWS = ("u", "direction", "speed", "pending_dir", "x", "y", "z", "yaw", "half_len", "half_wid")
+INT_ROWS = ("edge", "pending", "_seg")
+FLAG_ROWS = ("waiting", "_at_end", "scripted")
+_U, _DIRECTION, _SPEED, _PENDING_DIR, _X, _Y, _Z, _YAW, _HALF_LEN, _HALF_WID = range(10)
+_EDGE, _PENDING, _SEG = range(3)
+_WAITING, _AT_END, _SCRIPTED = range(3)
 
 
 @dataclass
@@ -56,6 +67,16 @@ class WalkerNetwork:
     @property
     def edge_count(self) -> int:
         return len(self.length)
+
+    @cached_property
+    def chord_sq(self) -> np.ndarray:
+        """(E,) squared length of each edge's chord (first point to last), for the
+        crossing test of :func:`_may_cross`; computed as ``d @ d`` as numpy rounds it."""
+        out = np.zeros(self.edge_count)
+        for e in range(self.edge_count):
+            d = self.xy[self.e_off[e + 1] - 1] - self.xy[self.e_off[e]]
+            out[e] = float(d @ d)
+        return out
 
     @property
     def sidewalk_km(self) -> float:
@@ -188,8 +209,12 @@ class _Builder:
 
 @numba.njit(cache=True)
 def _edge_pose(e_off, pxy, ps, edge, u):
-    lo, hi = e_off[edge], e_off[edge + 1] - 1
-    a = segment_index(ps, lo, hi, u)
+    return _pose_in_segment(pxy, ps, segment_index(ps, e_off[edge], e_off[edge + 1] - 1, u), u)
+
+
+@numba.njit(cache=True)
+def _pose_in_segment(pxy, ps, a, u):
+    """(x, y, heading) at ``u`` along the edge segment that starts at point ``a``."""
     b = a + 1
     ds = ps[b] - ps[a]
     t = 0.0 if ds <= 0 else min(1.0, max(0.0, (u - ps[a]) / ds))
@@ -204,8 +229,13 @@ def _edge_z(e_off, pz, ps, edge, u):
 
 
 @numba.njit(cache=True)
-def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, pxy, pz, ps, length, dt):
-    """Move every walker along its edge; flag those that reached an end."""
+def _walk(fl, ints, flags, vel, e_off, pxy, pz, ps, length, dt):
+    """Move every walker along its edge; flag those that reached an end (returns how many).
+    ``fl``, ``ints``, ``flags``: the blocks of :data:`FLOAT_ROWS`, :data:`INT_ROWS`,
+    :data:`FLAG_ROWS`; ``_seg`` is the segment each walker was on (a search hint, updated)."""
+    u, direction, speed, x, y, z, yaw = fl[_U], fl[_DIRECTION], fl[_SPEED], fl[_X], fl[_Y], fl[_Z], fl[_YAW]
+    edge, seg, waiting, at_end = ints[_EDGE], ints[_SEG], flags[_WAITING], flags[_AT_END]
+    ends = 0
     for i in range(edge.shape[0]):
         at_end[i] = False
         if waiting[i]:
@@ -216,14 +246,89 @@ def _walk(edge, u, direction, speed, waiting, x, y, z, yaw, vel, at_end, e_off, 
         if u[i] >= length[e]:
             u[i] = length[e]
             at_end[i] = True
+            ends += 1
         elif u[i] <= 0.0:
             u[i] = 0.0
             at_end[i] = True
-        nx, ny, h = _edge_pose(e_off, pxy, ps, e, u[i])
+            ends += 1
+        seg[i] = segment_index_near(ps, e_off[e], e_off[e + 1] - 1, u[i], seg[i])
+        nx, ny, h = _pose_in_segment(pxy, ps, seg[i], u[i])
         vel[i, 0], vel[i, 1] = (nx - x[i]) / dt, (ny - y[i]) / dt
         x[i], y[i] = nx, ny
-        z[i] = _edge_z(e_off, pz, ps, e, u[i])
+        z[i] = pz[seg[i]]
         yaw[i] = h if direction[i] > 0 else h + np.pi
+    return ends
+
+
+@numba.njit(cache=True)
+def _on_road(kind, fl, ints, flags, velocity):
+    """(K, 2) positions of the walkers out on the road (see :attr:`Walkers.road_xy`)."""
+    x, y, edge, waiting, scripted = fl[_X], fl[_Y], ints[_EDGE], flags[_WAITING], flags[_SCRIPTED]
+    out = np.empty((edge.shape[0], 2))
+    k = 0
+    for i in range(edge.shape[0]):
+        off_sidewalk = kind.shape[0] > 0 and kind[edge[i]] != _KIND_SIDEWALK
+        walking_script = scripted[i] and (velocity[i, 0] != 0.0 or velocity[i, 1] != 0.0)
+        if (off_sidewalk and not waiting[i]) or walking_script:
+            out[k, 0], out[k, 1] = x[i], y[i]
+            k += 1
+    return out[:k].copy()
+
+
+@numba.njit(cache=True)
+def _may_cross(edge, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len):
+    """No vehicle within 20 m of the crossing ``edge`` faster than 1 m/s, none standing
+    on it, and then: signalised, every light whose stop line lies near the crossing is
+    red; unsignalled, no vehicle within 6 m. ``states``/``stop_xy``: the signal rows;
+    ``vx``..``vhalf_len``: the vehicles (the NPCs and the ego)."""
+    lo, hi = e_off[edge], e_off[edge + 1]
+    mid = (lo + hi - 1) // 2
+    mx, my = pxy[mid, 0], pxy[mid, 1]
+    half = 0.5 * length[edge]
+    ax, ay = pxy[lo, 0], pxy[lo, 1]
+    dx, dy = pxy[hi - 1, 0] - ax, pxy[hi - 1, 1] - ay
+    ll = chord_sq[edge]
+    for j in range(vx.shape[0]):  # never step out in front of a moving vehicle (turning ones too)
+        if math.hypot(vx[j] - mx, vy[j] - my) < half + 20.0 and vspeed[j] > 1.0:
+            return False
+    for j in range(vx.shape[0]):  # a vehicle stands on the crossing: no walking through it
+        t = 0.0
+        if ll != 0.0:
+            t = ((vx[j] - ax) * dx + (vy[j] - ay) * dy) / ll
+            t = 0.0 if t < 0.0 else (1.0 if t > 1.0 else t)
+        if math.hypot(vx[j] - (ax + t * dx), vy[j] - (ay + t * dy)) < vhalf_len[j] + 1.0:
+            return False
+    near = False
+    for r in range(stop_xy.shape[0]):
+        if math.hypot(stop_xy[r, 0] - mx, stop_xy[r, 1] - my) < half + 8.0:
+            if states[r] != _RED:
+                return False
+            near = True
+    clear = True  # signalised: every near light is red; unsignalled: no vehicle close
+    for j in range(0 if near else vx.shape[0]):
+        if math.hypot(vx[j] - mx, vy[j] - my) < half + 6.0:
+            clear = False
+            break
+    return clear
+
+
+@numba.njit(cache=True)
+def _crossers(ints, flags, e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len):
+    """Indices of the waiting (unscripted) walkers whose crossing is clear now."""
+    pending, waiting, scripted = ints[_PENDING], flags[_WAITING], flags[_SCRIPTED]
+    out = np.empty(waiting.shape[0], np.int64)
+    k = 0
+    for i in range(waiting.shape[0]):
+        if (
+            waiting[i]
+            and not scripted[i]
+            and _may_cross(
+                pending[i], e_off, pxy, length, chord_sq, states, stop_xy, vx, vy, vspeed, vhalf_len
+            )
+        ):
+            out[k] = i
+            k += 1
+    return out[:k]
 
 
 @dataclass(frozen=True)
@@ -237,14 +342,6 @@ class Vehicles:
 
     def __len__(self) -> int:
         return len(self.x)
-
-
-def _segment_distance(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Distance of the points (x, y) from the segment a-b."""
-    d = b - a
-    ll = float(d @ d)
-    t = np.zeros_like(x) if ll == 0 else np.clip(((x - a[0]) * d[0] + (y - a[1]) * d[1]) / ll, 0.0, 1.0)
-    return np.hypot(x - (a[0] + t * d[0]), y - (a[1] + t * d[1]))
 
 
 class Walkers:
@@ -261,32 +358,28 @@ class Walkers:
 
     def _alloc(self, n: int) -> None:
         self.ids = np.arange(self._first_id, self._first_id + n, dtype=np.int64)
-        self.edge = np.zeros(n, np.int64)
-        self.u = np.zeros(n)
-        self.direction = np.ones(n)
-        self.speed = np.zeros(n)
-        self.waiting = np.zeros(n, np.bool_)
-        self.pending = np.full(n, -1, np.int64)  # crossing edge a waiting walker will take
-        self.pending_dir = np.ones(n)
-        self.x = np.zeros(n)
-        self.y = np.zeros(n)
-        self.z = np.zeros(n)
-        self.yaw = np.zeros(n)
+        self._f = np.zeros((len(FLOAT_ROWS), n))
+        self._i = np.zeros((len(INT_ROWS), n), np.int64)
+        self._b = np.zeros((len(FLAG_ROWS), n), np.bool_)
+        for block, names in ((self._f, FLOAT_ROWS), (self._i, INT_ROWS), (self._b, FLAG_ROWS)):
+            for row, name in zip(block, names, strict=True):
+                setattr(self, name, row)
         self.velocity = np.zeros((n, 2))
-        self._at_end = np.zeros(n, np.bool_)
-        self.half_len = np.full(n, HALF_SIZE_M)
-        self.half_wid = np.full(n, HALF_SIZE_M)
-        self.scripted = np.zeros(n, np.bool_)  # moved by a scripted event (sim.events), not by step
+        self.direction[:] = self.pending_dir[:] = 1.0
+        self.pending[:] = -1  # crossing edge a waiting walker will take
+        self.half_len[:] = self.half_wid[:] = HALF_SIZE_M
+        # _seg: the edge segment under each walker at the last step (a search hint);
+        # scripted: moved by a scripted event (sim.events), not by step
 
     def add_scripted(self, x: float, y: float, z: float, yaw_rad: float) -> int:
         """Append a walker standing at (x, y, z) that only a scripted event moves (it keeps
         its pose until the script sets ``x``, ``y``, ``yaw`` and ``velocity``); returns its index."""
         n = len(self)
-        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and len(v) == n}
+        old = (self._f, self._i, self._b, self.velocity)
         self._alloc(n + 1)
-        for name, arr in old.items():
-            if name != "ids":
-                getattr(self, name)[:n] = arr
+        for block, arr in zip((self._f, self._i, self._b), old[:3], strict=True):
+            block[:, :n] = arr
+        self.velocity[:n] = old[3]
         self.x[n], self.y[n], self.z[n], self.yaw[n] = x, y, z, yaw_rad
         self.waiting[n] = self.scripted[n] = True
         self.speed[n] = 0.0
@@ -303,12 +396,7 @@ class Walkers:
     def road_xy(self) -> np.ndarray:
         """Positions of the walkers out on the road (crossing, not waiting at the curb):
         the ones vehicles must brake for."""
-        if len(self) == 0:
-            return np.zeros((0, 2))
-        kind = self.net.kind[self.edge] if self.net.edge_count else np.zeros(len(self), np.int8)
-        crossing = self.scripted & np.any(self.velocity != 0.0, axis=1)  # scripted, walking
-        out = ((kind != _KIND_SIDEWALK) & ~self.waiting) | crossing
-        return np.stack([self.x[out], self.y[out]], axis=1)
+        return _on_road(self.net.kind, self._f, self._i, self._b, self.velocity)
 
     def target_count(self) -> int:
         c = self.config
@@ -346,31 +434,29 @@ class Walkers:
         if len(self) == 0:
             return
         net = self.net
-        _walk(
-            self.edge,
-            self.u,
-            self.direction,
-            self.speed,
-            self.waiting,
-            self.x,
-            self.y,
-            self.z,
-            self.yaw,
-            self.velocity,
-            self._at_end,
+        ends = _walk(
+            self._f, self._i, self._b, self.velocity, net.e_off, net.xy, net.z, net.s, net.length, dt_s
+        )
+        if ends:
+            for i in np.flatnonzero(self._at_end):
+                self._choose(int(i), dt_s)
+        clear = _crossers(
+            self._i,
+            self._b,
             net.e_off,
             net.xy,
-            net.z,
-            net.s,
             net.length,
-            dt_s,
+            net.chord_sq,
+            signal_states,
+            signals.stop_xy_m,
+            vehicles.x,
+            vehicles.y,
+            vehicles.speed,
+            vehicles.half_len,
         )
-        for i in np.flatnonzero(self._at_end):
-            self._choose(int(i), dt_s)
-        for i in np.flatnonzero(self.waiting & ~self.scripted):
-            if self._may_cross(int(self.pending[i]), signal_states, signals, vehicles):
-                self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
-                self.waiting[i] = False
+        for i in clear:
+            self._start_edge(int(i), int(self.pending[i]), float(self.pending_dir[i]))
+            self.waiting[i] = False
 
     def _node_here(self, i: int) -> int:
         e = self.edge[i]
@@ -406,28 +492,4 @@ class Walkers:
         self.edge[i] = edge
         self.direction[i] = direction
         self.u[i] = 0.0 if direction > 0 else self.net.length[edge]
-
-    def _may_cross(self, edge: int, signal_states: np.ndarray, signals, traffic: Vehicles) -> bool:
-        """No vehicle within 20 m of the crossing faster than 1 m/s, and then: signalised,
-        every light whose stop line lies near the crossing is red; unsignalled, no
-        vehicle within 6 m."""
-        net = self.net
-        lo, hi = net.e_off[edge], net.e_off[edge + 1]
-        mid = net.xy[(lo + hi - 1) // 2]
-        half = 0.5 * float(net.length[edge])
-        d_vehicle = np.hypot(traffic.x - mid[0], traffic.y - mid[1])
-        if len(traffic):  # never step out in front of a moving vehicle (turning ones too)
-            if np.any((d_vehicle < half + 20.0) & (traffic.speed > 1.0)):
-                return False
-            if np.any(
-                _segment_distance(net.xy[lo], net.xy[hi - 1], traffic.x, traffic.y) < traffic.half_len + 1.0
-            ):
-                return False  # a vehicle stands on the crossing: no walking through it
-        if len(signals):
-            d = np.hypot(signals.stop_xy_m[:, 0] - mid[0], signals.stop_xy_m[:, 1] - mid[1])
-            near = d < half + 8.0
-            if near.any():
-                return bool(np.all(signal_states[near] == LightState.RED))
-        if len(traffic) == 0:
-            return True
-        return not bool(np.any(d_vehicle < half + 6.0))
+        self._seg[i] = self.net.e_off[edge] if direction > 0 else self.net.e_off[edge + 1] - 2

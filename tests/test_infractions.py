@@ -538,3 +538,52 @@ def test_update_is_cheap(town01):
     us, ticks = measure_update_us(town01)
     assert ticks > 1500
     assert us < 100.0  # ~10 us measured on an idle core; loose for a shared machine
+
+
+# -- the compiled route match ----------------------------------------------------------
+
+
+def test_compiled_hypot_is_pythons():
+    from sim.infractions import _hypot_is_pythons, _py_hypot
+
+    assert _hypot_is_pythons()
+    rng = np.random.default_rng(1)
+    for scale in (1e-310, 1e-3, 1.0, 1e3, 1e300):
+        for a, b in (rng.normal(0.0, scale, (3000, 2)) * rng.choice([1.0, 1e-3], (3000, 2))).tolist():
+            assert _py_hypot(a, b) == math.hypot(a, b), (a, b)
+    for a in (0.0, -0.0, math.inf, -math.inf, 5e-324, 1.7976931348623157e308):
+        for b in (0.0, 3.0, math.inf, math.nan):
+            assert _py_hypot(a, b) == math.hypot(a, b) or (math.isnan(_py_hypot(a, b)) and math.isnan(b))
+
+
+@needs_shared
+def test_compiled_match_is_the_python_match(town01, long_route):
+    """Near the route, off it, beyond the progress gate (the window search) and at exact ties
+    (midpoints, the gate's radius): the compiled match finds the Python one's foot."""
+    from sim.infractions import _match_route
+
+    monitor = InfractionMonitor(town01, long_route)
+    cfg = monitor.config
+    xy = long_route.xyz_m[:, :2]
+    rng = np.random.default_rng(0)
+    compiled = 0
+    for k in range(3000):
+        i = int(rng.integers(len(xy)))
+        if k % 5 == 1:
+            p = 0.5 * (xy[i] + xy[min(i + 1, len(xy) - 1)])
+        elif k % 5 == 4:
+            angle = rng.uniform(0.0, 2.0 * math.pi)
+            p = xy[i] + 5.0 * np.array([math.cos(angle), math.sin(angle)])
+        else:
+            p = xy[i] + rng.normal(0.0, [0.5, 0.0, 8.0, 40.0, 0.0][k % 5], 2)
+        x, y = float(p[0]), float(p[1])
+        near = int(np.clip(i + rng.integers(-30, 30), 0, len(xy) - 1))
+        monitor._near = near
+        got = (monitor._match(x, y), monitor._near)
+        monitor._near = near
+        assert got == (monitor._match_py(x, y), monitor._near), (x, y, near)
+        answer = _match_route(
+            monitor._pts, monitor._s_arr, near, x, y, cfg.progress_max_offset_m**2, cfg.match_window_m
+        )
+        compiled += answer[0] >= 0
+    assert compiled > 1500  # ties aside, the compiled match answers

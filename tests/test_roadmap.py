@@ -91,6 +91,25 @@ def test_lane_under_a_position_and_distance_along_it():
     assert road_map.lane_at(x1 + 40.0, y1 + 40.0) is None
 
 
+@pytest.mark.parametrize("spec", ["carla/Town03.xodr", "generated:0"])
+def test_project_by_grid_is_the_k_d_tree_projection(spec):
+    """project() finds its point on a grid; the answer must be the k-d tree's, ties and
+    all (Town03 has up to 8 lane points at one spot, where only the tree's order decides)."""
+    road_map = load_map(spec) if spec.startswith("generated") else shared_map(spec)
+    xy = road_map._points[0]
+    rng = np.random.default_rng(0)
+    by_grid = 0
+    for n in range(3000):
+        p = xy[rng.integers(len(xy))] + (rng.normal(0.0, [0.0, 0.3, 3.0][n % 3], 2))
+        if n % 10 == 9:
+            p = rng.uniform(xy.min(axis=0) - 30.0, xy.max(axis=0) + 30.0)
+        yaw = None if n % 4 == 0 else float(rng.uniform(-math.pi, math.pi))
+        x, y = float(p[0]), float(p[1])
+        assert road_map.project(x, y, yaw_rad=yaw) == road_map._project_by_tree(x, y, 8, yaw), (x, y, yaw)
+        by_grid += road_map._grid.choose(x, y, yaw, 8) >= 0
+    assert by_grid > 2000  # the tree answers the ties only
+
+
 @needs_shared
 def test_neighbour_lanes_drive_the_same_way():
     road_map = shared_map("carla/Town04.xodr")

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from sim.errors import MapError
@@ -230,6 +231,109 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: cell size (m) of the point grid behind :meth:`RoadMap.project` (more on large maps)
+_GRID_CELL_M = 2.0
+_GRID_MAX_CELLS = 4_000_000
+#: rings of cells the grid searches before it leaves a query to the k-d tree
+_GRID_MAX_RINGS = 40
+#: values closer than this (relative) are a tie the grid cannot order as the k-d tree does
+_TIE = 1e-9
+
+
+@numba.njit(cache=True)
+def _nearest_points(x, y, k, pxy, cell_start, cell_pts, x0, y0, cell_m, nx, ny, best_d, best_i):
+    """The k nearest points to (x, y), nearest first, into ``best_d``/``best_i`` (length
+    k), by a search over rings of grid cells; False when not found within the rings."""
+    best_d[:] = np.inf
+    best_i[:] = -1
+    cx = int(math.floor((x - x0) / cell_m))
+    cy = int(math.floor((y - y0) / cell_m))
+    for r in range(_GRID_MAX_RINGS + 1):
+        for ix in range(max(cx - r, 0), min(cx + r, nx - 1) + 1):
+            edge_x = ix == cx - r or ix == cx + r
+            for iy in range(max(cy - r, 0), min(cy + r, ny - 1) + 1):
+                if not edge_x and iy != cy - r and iy != cy + r:
+                    continue  # inside the ring: visited before
+                c = ix * ny + iy
+                for p in cell_pts[cell_start[c] : cell_start[c + 1]]:
+                    dx, dy = pxy[p, 0] - x, pxy[p, 1] - y
+                    d = math.sqrt(dx * dx + dy * dy)
+                    if d < best_d[k - 1]:
+                        m = k - 1
+                        while m > 0 and best_d[m - 1] > d:
+                            best_d[m], best_i[m] = best_d[m - 1], best_i[m - 1]
+                            m -= 1
+                        best_d[m], best_i[m] = d, p
+        # every point not yet seen lies outside the square of rings 0..r
+        reach = min(
+            x - (x0 + (cx - r) * cell_m),
+            x0 + (cx + r + 1) * cell_m - x,
+            y - (y0 + (cy - r) * cell_m),
+            y0 + (cy + r + 1) * cell_m - y,
+        )
+        if best_d[k - 1] < reach - 1e-6:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _project_point(x, y, yaw_rad, use_yaw, k, pxy, pyaw, cell_start, cell_pts, x0, y0, cell_m, nx, ny):
+    """The point :meth:`RoadMap.project` chooses among the k nearest: the nearest, lanes
+    heading more than 90 deg from ``yaw_rad`` (when ``use_yaw``) counted 1 km further.
+    -1 when a tie (equal distances, a heading at 90 deg, an equal k-th and k+1-th
+    point) leaves the choice to the k-d tree's order, or the point is far from all."""
+    best_d = np.empty(k + 1)
+    best_i = np.empty(k + 1, np.int64)
+    if not _nearest_points(x, y, k + 1, pxy, cell_start, cell_pts, x0, y0, cell_m, nx, ny, best_d, best_i):
+        return -1
+    eff = best_d[:k].copy()
+    for c in range(k):
+        if use_yaw:
+            diff = pyaw[best_i[c]] - yaw_rad
+            off = abs(diff - 2.0 * math.pi * np.round(diff / (2.0 * math.pi)))
+            if abs(off - 0.5 * math.pi) <= _TIE:
+                return -1
+            if off > 0.5 * math.pi:
+                eff[c] += 1e3
+    w = 0
+    for c in range(1, k):
+        if eff[c] < eff[w]:
+            w = c
+    for c in range(k):
+        if c != w and abs(eff[c] - eff[w]) <= _TIE * max(1.0, eff[w]):
+            return -1
+    last = best_d[k - 1]
+    tied_last = abs(best_d[k] - last) <= _TIE * max(1.0, last)
+    if tied_last and (eff[w] > best_d[w] or abs(best_d[w] - last) <= _TIE * max(1.0, last)):
+        return -1  # which of the points at the k-th distance the k-d tree keeps matters
+    return best_i[w]
+
+
+class _PointGrid:
+    """The lane points in square cells (CSR), for :func:`_project_point`."""
+
+    def __init__(self, xy: np.ndarray, yaw: np.ndarray):
+        self.xy, self.yaw = xy, yaw
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        span = np.maximum(hi - lo, 1.0)
+        self.cell_m = max(_GRID_CELL_M, math.sqrt(float(span[0] * span[1]) / _GRID_MAX_CELLS))
+        self.x0, self.y0 = float(lo[0]), float(lo[1])
+        self.nx, self.ny = (int(v) for v in np.floor(span / self.cell_m) + 1)
+        ix = np.floor((xy[:, 0] - self.x0) / self.cell_m).astype(np.int64)
+        iy = np.floor((xy[:, 1] - self.y0) / self.cell_m).astype(np.int64)
+        cell = ix * self.ny + iy
+        self.cell_pts = np.argsort(cell, kind="stable").astype(np.int64)
+        counts = np.bincount(cell, minlength=self.nx * self.ny)
+        self.cell_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def choose(self, x: float, y: float, yaw_rad: float | None, k: int) -> int:
+        yaw = 0.0 if yaw_rad is None else float(yaw_rad)
+        return _project_point(
+            float(x), float(y), yaw, yaw_rad is not None, k, self.xy, self.yaw,
+            self.cell_start, self.cell_pts, self.x0, self.y0, self.cell_m, self.nx, self.ny,
+        )  # fmt: skip
+
+
 class RoadMap:
     """A parsed OpenDRIVE map with its driving lanes, topology, junctions and signals.
 
@@ -436,14 +540,40 @@ class RoadMap:
     def _keys(self) -> list[LaneKey]:
         return list(self.lanes)
 
+    @cached_property
+    def _grid(self) -> _PointGrid:
+        keys = list(self.lanes)
+        return _PointGrid(self._points[0], np.concatenate([self.lanes[k].yaw_rad for k in keys]))
+
+    @cached_property
+    def _segments(self) -> dict[LaneKey, tuple[np.ndarray, np.ndarray]]:
+        """Per lane: its segments' vectors (point i to i + 1) and squared lengths, the
+        latter as ``d @ d`` rounds them (np.vecdot takes the same dot product)."""
+        out = {}
+        for key, lane in self.lanes.items():
+            d = np.diff(lane.xyz_m[:, :2], axis=0)
+            out[key] = (d, np.vecdot(d, d))
+        return out
+
     def project(self, x: float, y: float, *, k: int = 8, yaw_rad: float | None = None) -> LanePosition:
         """The nearest driving-lane centre line to (x, y).
 
         With ``yaw_rad`` given, lanes heading within 90° of it are preferred, so a
         position on a two-way road projects onto the lane driven in that direction.
+        Among the ``k`` nearest centre-line points, the nearest (a lane heading the other
+        way counts 1 km further) is refined to the foot on its lane. A grid finds that
+        point; in a tie, whose order only the k-d tree knows, the k-d tree does.
         """
         _, owner, index = self._points
         k = min(k, len(owner))
+        i = self._grid.choose(x, y, yaw_rad, k) if 0 < k < len(owner) else -1
+        if i < 0:
+            return self._project_by_tree(x, y, k, yaw_rad)
+        return self._refine(self.lanes[self._keys[owner[i]]], int(index[i]), x, y)
+
+    def _project_by_tree(self, x: float, y: float, k: int, yaw_rad: float | None) -> LanePosition:
+        """:meth:`project` from the k-d tree's ``k`` nearest points (ties in its order)."""
+        _, owner, index = self._points
         dist, idx = self._kdtree.query((x, y), k=k)
         dist, idx = np.atleast_1d(dist), np.atleast_1d(idx)
         best = None
@@ -461,24 +591,30 @@ class RoadMap:
         return self._refine(best[1], best[2], x, y)
 
     def _refine(self, lane: Lane, j: int, x: float, y: float) -> LanePosition:
-        """Project (x, y) onto the polyline segments around point ``j``."""
-        best = None
-        for i in (j - 1, j):
-            if i < 0 or i + 1 >= len(lane.s_m):
-                continue
-            p0, p1 = lane.xyz_m[i, :2], lane.xyz_m[i + 1, :2]
-            d = p1 - p0
-            ll = float(d @ d)
-            t = 0.0 if ll == 0 else float(np.clip(((x, y) - p0) @ d / ll, 0.0, 1.0))
-            foot = p0 + t * d
-            dist = math.hypot(x - foot[0], y - foot[1])
-            if best is None or dist < best[0]:
-                cross = d[0] * (y - p0[1]) - d[1] * (x - p0[0])  # > 0: right of travel (y right)
-                lateral = math.copysign(dist, cross) if ll > 0 else dist
-                best = (dist, i if t < 0.5 else i + 1, lane.s_m[i] + t * math.sqrt(ll), lateral)
-        if best is None:  # single-point lane
+        """Project (x, y) onto the polyline segments around point ``j`` (the one before
+        and the one after it)."""
+        lo, hi = max(j - 1, 0), min(j, len(lane.s_m) - 2)  # segments i: points i and i + 1
+        if hi < lo:  # single-point lane
             dist = math.hypot(x - lane.xyz_m[0, 0], y - lane.xyz_m[0, 1])
-            best = (dist, 0, 0.0, dist)
+            return LanePosition(lane.key, 0, 0.0, float(dist), float(dist))
+        seg_d, seg_sq = self._segments[lane.key]
+        pts, d = lane.xyz_m[lo : hi + 1, :2], seg_d[lo : hi + 1]
+        # the dot products by numpy (np.vecdot rounds as ``a @ b`` does), the rest in floats
+        along, sq = np.vecdot(np.array((x, y)) - pts, d).tolist(), seg_sq[lo : hi + 1].tolist()
+        pts_l, d_l, s_l = pts.tolist(), d.tolist(), lane.s_m[lo : hi + 1].tolist()
+        best = None
+        for k in range(hi - lo + 1):
+            (p0x, p0y), (dx, dy), ll = pts_l[k], d_l[k], sq[k]
+            t = 0.0
+            if ll != 0:
+                t = along[k] / ll
+                t = 0.0 if t <= 0.0 else (1.0 if t > 1.0 else t)  # np.clip's zero and NaN
+            dist = math.hypot(x - (p0x + t * dx), y - (p0y + t * dy))
+            if best is None or dist < best[0]:
+                cross = dx * (y - p0y) - dy * (x - p0x)  # > 0: right of travel (y right)
+                lateral = math.copysign(dist, cross) if ll > 0 else dist
+                i = lo + k
+                best = (dist, i if t < 0.5 else i + 1, s_l[k] + t * math.sqrt(ll), lateral)
         dist, idx, s, lateral = best
         return LanePosition(lane.key, int(idx), float(s), float(lateral), float(dist))
 
