@@ -1,9 +1,12 @@
-"""Many worlds in one process, stepped together, every camera rendered in one batch.
+"""Many worlds in one process, stepped together, their cameras rendered in batches.
 
 :class:`WorldBatch` holds N :class:`~envs.world.DrivingWorld` s (one
 :class:`~sim.embedded.EmbeddedBackend` each, all sharing the map assets and coarse
-roads) and one :class:`~envs.cameras.CameraSet`; a step steps every world and then
-renders all their cameras with one ``Renderer.render_batch`` call.
+roads) and one :class:`~envs.cameras.CameraSet`; a step steps every world in turn and
+hands each chunk of stepped worlds to the render threads as one batched kernel call,
+so the cameras are drawn while the next worlds step (:class:`~envs.cameras.Frames`;
+without render threads, or on CUDA, one ``Renderer.render_batch`` call after the last
+world).
 :class:`DrivingVectorEnv` puts Gymnasium's ``VectorEnv`` API on it, and
 :class:`envs.sb3.DrivingSB3VecEnv` Stable-Baselines3's.
 
@@ -20,7 +23,7 @@ Autoreset (``metadata["autoreset_mode"]``):
   first observation of the new episode with reward 0 and both flags False.
 * ``SAME_STEP``: world k is reset on the step it ends; the step returns the new
   episode's first observation, and ``info["final_obs"][k]`` / ``info["final_info"]``
-  hold the last one (the final observation's cameras are in the same render call).
+  hold the last one (its cameras are drawn in the same step).
 
 Infos are batched as Gymnasium's ``VectorEnv._add_info`` does: every key holds an
 array over worlds (an object array for the world state and the termination reason)
