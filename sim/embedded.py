@@ -459,6 +459,9 @@ class EmbeddedBackend(Backend):
         self._entry_row = np.where(ri.entry_lane >= 0, row_of_lane[ri.entry_lane], -1)
         self._route_start_xy = self.route.xyz_m[:1, :2]
         self._substeps = scenario.world.substeps
+        # per route point: the route changes lanes there (commands 5, 6), so the ego's front
+        # may be over the next lane already
+        self._changing_lane = np.isin(self.route.command, (5, 6)).tolist()
         avoid = self.route.xyz_m[: min(len(self.route.s_m), 40), :2]
         self.traffic = Traffic(assets.table, assets.junction_lanes, scenario.traffic, rng)
         self.traffic.spawn(self.traffic.target_count(assets.road_map.driving_lane_km), avoid)
@@ -593,9 +596,9 @@ class EmbeddedBackend(Backend):
             vec[0], vec[1] = ri.lane[i], ri.lane_s[i]
             s = self.route.s_m
             claim = _route_claim(i, s, ri.jl, ri.junction_start, self._entry_row, states, half_len, vec[3])
-        if dist > 0.5 or self.route.command[i] in (5, 6):  # off the lane centre: what is under the front?
+        if dist > 0.5 or self._changing_lane[i]:  # off the lane centre: what is under the front?
             fx, fy = cx + half_len * math.cos(yaw), cy + half_len * math.sin(yaw)
-            pos = self.road_map.lane_at(fx, fy, yaw_rad=yaw)
+            pos = self.assets.road_map.lane_at(fx, fy, yaw_rad=yaw)
             if pos is not None and self.assets.table.index[pos.key] != int(vec[0]):
                 vec[9], vec[10] = self.assets.table.index[pos.key], max(0.0, pos.s_m - half_len)
         return vec, claim
