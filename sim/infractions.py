@@ -35,6 +35,7 @@ import numba
 import numpy as np
 
 from sim.errors import ConfigError, RouteError
+from sim.numerics import hypot_is_pythons, py_hypot
 from sim.state import ActorType, Event, EventKind, LightState, SignalStates, WorldState
 
 if TYPE_CHECKING:
@@ -388,68 +389,6 @@ class _LaneDirections:
 
 
 @numba.njit(cache=True)
-def _py_hypot(x, y):
-    """``math.hypot(x, y)`` bit for bit: CPython 3.11's algorithm (an exactly split square,
-    compensated sums, one Newton correction), not the C library's ``hypot``."""
-    ax, ay = abs(x), abs(y)
-    mx = 0.0
-    for v in (ax, ay):
-        if v > mx:
-            mx = v
-    if math.isinf(mx):
-        return mx
-    if math.isnan(ax) or math.isnan(ay):
-        return math.nan
-    if mx == 0.0:
-        return mx
-    csum, frac1, frac2, frac3 = 1.0, 0.0, 0.0, 0.0
-    _, max_e = math.frexp(mx)
-    if max_e < -1023:  # ldexp(1.0, -max_e) would overflow: divide by the largest instead
-        for v in (ax / mx, ay / mx):
-            sq = v * v
-            old = csum
-            csum += sq
-            frac1 += (old - csum) + sq
-        return mx * math.sqrt(csum - 1.0 + frac1)
-    scale = math.ldexp(1.0, -max_e)
-    for v in (ax * scale, ay * scale):
-        t = v * 134217729.0  # Veltkamp's split: v = hi + lo, each of 26 bits
-        hi = t - (t - v)
-        lo = v - hi
-        sq = hi * hi
-        old = csum
-        csum += sq
-        frac1 += (old - csum) + sq
-        sq = 2.0 * hi * lo
-        old = csum
-        csum += sq
-        frac2 += (old - csum) + sq
-        frac3 += lo * lo
-    h = math.sqrt(csum - 1.0 + (frac1 + frac2 + frac3))
-    t = h * 134217729.0
-    hi = t - (t - h)
-    lo = h - hi
-    for sq, k in ((-hi * hi, 1), (-2.0 * hi * lo, 2), (-lo * lo, 3)):
-        old = csum
-        csum += sq
-        if k == 1:
-            frac1 += (old - csum) + sq
-        elif k == 2:
-            frac2 += (old - csum) + sq
-        else:
-            frac3 += (old - csum) + sq
-    return (h + (csum - 1.0 + (frac1 + frac2 + frac3)) / (2.0 * h)) / scale
-
-
-def _hypot_is_pythons() -> bool:
-    """Whether :func:`_py_hypot` gives this Python's ``math.hypot`` (another CPython
-    version may round differently; the monitor then matches in Python)."""
-    rng = np.random.default_rng(0)
-    pairs = [(2.4, 5.76), (3.0, 4.0), (1e-310, 3e-311), *rng.normal(0.0, 100.0, (200, 2)).tolist()]
-    return all(_py_hypot(a, b) == math.hypot(a, b) for a, b in pairs)
-
-
-@numba.njit(cache=True)
 def _near_tie(a, b):
     """Squared distances this close may compare either way in the monitor's Python (``v ** 2``
     rounds as the C library's ``pow`` does; here it is ``v * v``)."""
@@ -511,7 +450,7 @@ def _window_nearest(pts, s, i, d, x, y, window_m):
 @numba.njit(cache=True)
 def _foot(pts, i, x, y):
     """:meth:`InfractionMonitor._foot_py` compiled (its ``min``/``max`` and ``math.hypot``)."""
-    best_s, best_d = pts[i, 2], _py_hypot(pts[i, 0] - x, pts[i, 1] - y)
+    best_s, best_d = pts[i, 2], py_hypot(pts[i, 0] - x, pts[i, 1] - y)
     for j in (i - 1, i):
         if j < 0 or j + 1 >= pts.shape[0] or pts[j, 5] <= 0.0:
             continue
@@ -519,14 +458,10 @@ def _foot(pts, i, x, y):
         along = dx * pts[j, 3] + dy * pts[j, 4]
         t = 0.0 if along < 0.0 else along  # max(along, 0.0)
         t = pts[j, 5] if pts[j, 5] < t else t  # min(t, seg)
-        d = _py_hypot(dx - t * pts[j, 3], dy - t * pts[j, 4])
+        d = py_hypot(dx - t * pts[j, 3], dy - t * pts[j, 4])
         if d < best_d:
             best_s, best_d = pts[j, 2] + t, d
     return best_s, best_d
-
-
-#: whether the compiled route match may be used (:func:`_hypot_is_pythons`; checked once)
-_COMPILED_MATCH: list[bool] = []
 
 
 # -- the monitor ------------------------------------------------------------------------
@@ -605,8 +540,6 @@ class InfractionMonitor:
         self._pts = np.zeros((self._n, 6))
         self._pts[:, 0], self._pts[:, 1], self._pts[:, 2] = xyz[:, 0], xyz[:, 1], s
         self._pts[:-1, 3], self._pts[:-1, 4], self._pts[:-1, 5] = u[:, 0], u[:, 1], seg
-        if not _COMPILED_MATCH:
-            _COMPILED_MATCH.append(_hypot_is_pythons())
 
     # -- read-outs -----------------------------------------------------------------
 
@@ -758,7 +691,7 @@ class InfractionMonitor:
 
     def _match(self, x: float, y: float) -> tuple[float, float]:
         """Distance along the route of the ego's foot, and its distance from the route."""
-        if _COMPILED_MATCH[0]:
+        if hypot_is_pythons():  # (checked once) else the Python match
             cfg = self.config
             i, s, dist = _match_route(
                 self._pts, self._s_arr, self._near, x, y, cfg.progress_max_offset_m**2, cfg.match_window_m

@@ -543,19 +543,6 @@ def test_update_is_cheap(town01):
 # -- the compiled route match ----------------------------------------------------------
 
 
-def test_compiled_hypot_is_pythons():
-    from sim.infractions import _hypot_is_pythons, _py_hypot
-
-    assert _hypot_is_pythons()
-    rng = np.random.default_rng(1)
-    for scale in (1e-310, 1e-3, 1.0, 1e3, 1e300):
-        for a, b in (rng.normal(0.0, scale, (3000, 2)) * rng.choice([1.0, 1e-3], (3000, 2))).tolist():
-            assert _py_hypot(a, b) == math.hypot(a, b), (a, b)
-    for a in (0.0, -0.0, math.inf, -math.inf, 5e-324, 1.7976931348623157e308):
-        for b in (0.0, 3.0, math.inf, math.nan):
-            assert _py_hypot(a, b) == math.hypot(a, b) or (math.isnan(_py_hypot(a, b)) and math.isnan(b))
-
-
 @needs_shared
 def test_compiled_match_is_the_python_match(town01, long_route):
     """Near the route, off it, beyond the progress gate (the window search) and at exact ties

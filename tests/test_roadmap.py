@@ -110,6 +110,26 @@ def test_project_by_grid_is_the_k_d_tree_projection(spec):
     assert by_grid > 2000  # the tree answers the ties only
 
 
+@pytest.mark.parametrize("spec", ["carla/Town03.xodr", "generated:0"])
+def test_compiled_refine_is_the_python_refine(spec):
+    """The foot on a lane, compiled (numpy's dot product and Python's hypot reproduced),
+    is the numpy and Python one, bit for bit, wherever the point lies."""
+    from sim.maps.roadmap import _compiled_refine
+
+    road_map = load_map(spec) if spec.startswith("generated") else shared_map(spec)
+    if not _compiled_refine():
+        pytest.skip("numpy's or Python's rounding is not reproduced on this machine: Python refines")
+    keys = list(road_map.lanes)
+    rng = np.random.default_rng(1)
+    for n in range(4000):
+        lane = road_map.lanes[keys[rng.integers(len(keys))]]
+        j = int(rng.integers(len(lane.s_m)))
+        spread = [0.0, 0.01, 0.5, 3.0, 30.0][n % 5]
+        x, y = (lane.xyz_m[j, :2] + rng.normal(0.0, spread, 2)).tolist()
+        got, want = road_map._refine(lane, j, x, y), road_map._refine_py(lane, j, x, y)
+        assert got == want and [type(v) for v in got] == [type(v) for v in want], (lane.key, j, x, y)
+
+
 @needs_shared
 def test_neighbour_lanes_drive_the_same_way():
     road_map = shared_map("carla/Town04.xodr")

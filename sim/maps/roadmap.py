@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from sim.errors import MapError
 from sim.maps.native import quiet_native_output
+from sim.numerics import dot2, hypot_is_pythons, numpy_dot2_fused, py_hypot
 
 __all__ = [
     "LaneKey",
@@ -334,6 +335,37 @@ class _PointGrid:
         )  # fmt: skip
 
 
+@numba.njit(cache=True)
+def _refine_point(xy, seg_d, seg_sq, s, first, n, j, x, y, fused):
+    """:meth:`RoadMap._refine_py` compiled, for the lane of ``n`` points from point
+    ``first`` of the map's point arrays: (index, s, lateral, distance). Its dot products
+    and hypot as numpy and Python round them (:mod:`sim.numerics`; ``fused``: numpy's)."""
+    lo, hi = max(j - 1, 0), min(j, n - 2)  # segments i: points i and i + 1
+    if hi < lo:  # single-point lane
+        dist = py_hypot(x - xy[first, 0], y - xy[first, 1])
+        return 0, 0.0, dist, dist
+    best_i, best_s, best_lateral, best_d = -1, 0.0, 0.0, 0.0
+    for i in range(lo, hi + 1):
+        p = first + i
+        p0x, p0y, dx, dy, ll = xy[p, 0], xy[p, 1], seg_d[p, 0], seg_d[p, 1], seg_sq[p]
+        t = 0.0
+        if ll != 0.0:
+            t = dot2(x - p0x, y - p0y, dx, dy, fused) / ll
+            t = 0.0 if t <= 0.0 else (1.0 if t > 1.0 else t)  # np.clip's zero and NaN
+        dist = py_hypot(x - (p0x + t * dx), y - (p0y + t * dy))
+        if best_i < 0 or dist < best_d:
+            cross = dx * (y - p0y) - dy * (x - p0x)  # > 0: right of travel (y right)
+            best_lateral = math.copysign(dist, cross) if ll > 0 else dist
+            best_i, best_s, best_d = i if t < 0.5 else i + 1, s[p] + t * math.sqrt(ll), dist
+    return best_i, best_s, best_lateral, best_d
+
+
+@cache
+def _compiled_refine() -> bool:
+    """Whether :func:`_refine_point` gives :meth:`RoadMap._refine_py`'s bits here."""
+    return hypot_is_pythons() and numpy_dot2_fused() is not None
+
+
 class RoadMap:
     """A parsed OpenDRIVE map with its driving lanes, topology, junctions and signals.
 
@@ -546,14 +578,17 @@ class RoadMap:
         return _PointGrid(self._points[0], np.concatenate([self.lanes[k].yaw_rad for k in keys]))
 
     @cached_property
-    def _segments(self) -> dict[LaneKey, tuple[np.ndarray, np.ndarray]]:
-        """Per lane: its segments' vectors (point i to i + 1) and squared lengths, the
-        latter as ``d @ d`` rounds them (np.vecdot takes the same dot product)."""
-        out = {}
-        for key, lane in self.lanes.items():
-            d = np.diff(lane.xyz_m[:, :2], axis=0)
-            out[key] = (d, np.vecdot(d, d))
-        return out
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[LaneKey, int]]:
+        """In the order of ``_points``: each point's s, the vector to the next point and its
+        squared length (as ``d @ d`` rounds it; np.vecdot takes the same dot product; across
+        a lane's end: unused); and each lane's first point."""
+        xy = self._points[0]
+        s = np.concatenate([self.lanes[k].s_m for k in self._keys])
+        d = np.zeros_like(xy)
+        d[:-1] = xy[1:] - xy[:-1]
+        counts = [len(self.lanes[k].s_m) for k in self._keys]
+        first = dict(zip(self._keys, np.cumsum([0, *counts[:-1]]).tolist(), strict=True))
+        return s, d, np.vecdot(d, d), first
 
     def project(self, x: float, y: float, *, k: int = 8, yaw_rad: float | None = None) -> LanePosition:
         """The nearest driving-lane centre line to (x, y).
@@ -592,15 +627,26 @@ class RoadMap:
 
     def _refine(self, lane: Lane, j: int, x: float, y: float) -> LanePosition:
         """Project (x, y) onto the polyline segments around point ``j`` (the one before
-        and the one after it)."""
+        and the one after it); compiled for this map's lanes where that gives the same bits."""
+        s, seg_d, seg_sq, first = self._segments
+        start = first.get(lane.key)
+        if start is None or self.lanes[lane.key] is not lane or not _compiled_refine():
+            return self._refine_py(lane, j, x, y)
+        idx, s_m, lateral, dist = _refine_point(
+            self._points[0], seg_d, seg_sq, s, start, len(lane.s_m), j, x, y, numpy_dot2_fused()
+        )
+        return LanePosition(lane.key, idx, s_m, lateral, dist)
+
+    def _refine_py(self, lane: Lane, j: int, x: float, y: float) -> LanePosition:
+        """:meth:`_refine` in Python and numpy."""
         lo, hi = max(j - 1, 0), min(j, len(lane.s_m) - 2)  # segments i: points i and i + 1
         if hi < lo:  # single-point lane
             dist = math.hypot(x - lane.xyz_m[0, 0], y - lane.xyz_m[0, 1])
             return LanePosition(lane.key, 0, 0.0, float(dist), float(dist))
-        seg_d, seg_sq = self._segments[lane.key]
-        pts, d = lane.xyz_m[lo : hi + 1, :2], seg_d[lo : hi + 1]
+        pts = lane.xyz_m[lo : hi + 2, :2]
+        d = pts[1:] - pts[:-1]
         # the dot products by numpy (np.vecdot rounds as ``a @ b`` does), the rest in floats
-        along, sq = np.vecdot(np.array((x, y)) - pts, d).tolist(), seg_sq[lo : hi + 1].tolist()
+        along, sq = np.vecdot(np.array((x, y)) - pts[:-1], d).tolist(), np.vecdot(d, d).tolist()
         pts_l, d_l, s_l = pts.tolist(), d.tolist(), lane.s_m[lo : hi + 1].tolist()
         best = None
         for k in range(hi - lo + 1):
