@@ -27,7 +27,10 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
 
 from sim.render import layout as L
 from sim.render.tables import (
@@ -41,6 +44,9 @@ from sim.render.tables import (
 
 __all__ = [
     "render_numba",
+    "render_numba_serial",
+    "kernel_tables",
+    "cull_table",
     "FOG_EMISSIVE",
     "DIM_LAMP",
     "DAY_LAMP",
@@ -67,6 +73,8 @@ MIN_WIDTH_PX = 0.3
 #: a candidate's material once its lamp state is resolved for the frame: glows in its colour
 MAT_EMISSIVE = 10
 TILE_PX = L.TILE_PX
+#: ground pixels coloured at a time (their scratch stays in the first-level cache)
+GROUND_CHUNK = 256
 _HL_X, _HL_Y, _HL_Z = HEADLIGHT_XYZ_M
 _HL_C, _HL_S = math.cos(HEADLIGHT_TILT_RAD), math.sin(HEADLIGHT_TILT_RAD)
 _POOL_R2 = POOL_RADIUS_M * POOL_RADIUS_M
@@ -82,6 +90,29 @@ _EDGES = np.array(
 #: per array argument (some 14 per drawn box, 10 per considered one): about a tenth of
 #: the frame's time, measured with perf.
 _helper = numba.njit(cache=True, _nrt=False)
+#: per-pixel loops: also without the division-by-zero check (``error_model="numpy"``), which
+#: would keep them from being vectorised; no divisor there can be zero
+_pixels = numba.njit(cache=True, _nrt=False, error_model="numpy")
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Ask the cache for ``arr[idx]`` (1-d ``arr``) without waiting for it (LLVM's prefetch)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty, idxty = sig.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ind = context.cast(builder, args[1], idxty, types.intp)
+        ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, aryty, ary, [ind]), cgutils.voidptr_t)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 # -- scalar helpers (inlined) -------------------------------------------------------------
@@ -97,30 +128,71 @@ def window_lit(building, face, column, floor):
 
 @numba.njit(cache=True, inline="always")
 def _window(face, ux, uy, uz, hx, hy, hz):
-    """(is window, column, floor) of a box-local hit point on a building wall."""
-    if face >= 4:
-        return False, 0, 0
-    u = uy + hy if face < 2 else ux + hx
-    span = 2.0 * (hy if face < 2 else hx)
+    """(is window, column, floor) of a box-local hit point on a building wall (column and floor
+    mean nothing where it is no window). Free of branches: whether a pixel shows a window changes
+    every few pixels, which a branch would mispredict."""
+    side = face < 2
+    u = uy + hy if side else ux + hx
+    span = 2.0 * (hy if side else hx)
     v = uz + hz - 1.0  # the box starts a metre under ground
     fu = u / WINDOW_PERIOD_M
     fv = v / FLOOR_M
-    col, flo = math.floor(fu), math.floor(fv)
-    ok = (fu - col > 0.25) and (fu - col < 0.75) and (fv - flo > 0.3) and (fv - flo < 0.78)
-    ok = ok and v > 2.5 and u > 0.8 and u < span - 0.8 and v < 2.0 * hz - 2.0
+    col, flo = np.floor(fu), np.floor(fv)  # floats: no round trip through integers
+    ok = (face < 4) & (fu - col > 0.25) & (fu - col < 0.75) & (fv - flo > 0.3) & (fv - flo < 0.78)
+    ok = ok & (v > 2.5) & (u > 0.8) & (u < span - 0.8) & (v < 2.0 * hz - 2.0)
     return ok, int(col), int(flo)
 
 
 @numba.njit(cache=True, inline="always")
-def _headlight(px, py, pz, strength, range_m):
-    """Light of the ego's headlights at an ego-frame point (see :func:`sim.render.tables.headlight`)."""
+def _exp_neg(x):
+    """``exp(x)`` for ``x <= 0`` to within 1e-13 (absolute), in plain arithmetic that vectorises.
+
+    ``exp(x / 128)`` by its Taylor polynomial (degree 11: the remainder is below 2e-16 on
+    [-1/4, 0]), squared seven times; 0 below -32 (``exp(-32)`` < 2e-14). Its results differ from
+    ``math.exp`` in the last bits, so the colouring only uses them where they cannot change a
+    colour byte (:func:`_unsure`). Measured over 4M arguments: at most 1.4e-14 off.
+    """
+    y = max(x, -32.0) * 0.0078125
+    e = 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (
+        1.0 / 720.0 + y * (1.0 / 5040.0 + y * (1.0 / 40320.0 + y * (1.0 / 362880.0 + y * (
+            1.0 / 3628800.0 + y * (1.0 / 39916800.0)))))))))))
+    for _ in range(7):
+        e = e * e
+    return e if x >= -32.0 else 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def _headlight(px, py, pz, strength, range_m, exact):
+    """Light of the ego's headlights at an ego-frame point (see :func:`sim.render.tables.headlight`);
+    ``exact`` False: with :func:`_exp_neg` for ``math.exp``."""
     vx, vy, vz = px - _HL_X, py - _HL_Y, pz - _HL_Z
     dist = math.sqrt(vx * vx + vy * vy + vz * vz) + 1e-6
     cos_a = (vx * _HL_C - vz * _HL_S) / dist
     cone = min(1.0, max(0.0, (cos_a - HEADLIGHT_COS_OUTER) / (HEADLIGHT_COS_INNER - HEADLIGHT_COS_OUTER)))
     q = dist / range_m
-    pool = POOL_SHARE * math.exp(-(px * px + py * py) / _POOL_R2)
+    a = -(px * px + py * py) / _POOL_R2
+    pool = POOL_SHARE * (math.exp(a) if exact else _exp_neg(a))
     return strength * (cone / (1.0 + q * q) + pool)
+
+
+@numba.njit(cache=True, inline="always")
+def _fog(t, fog_d, fog_norm, exact):
+    """Share of fog in a surface ``t`` away; ``exact`` False: with :func:`_exp_neg` for ``math.exp``."""
+    a = -t / fog_d
+    return min(1.0, (1.0 - (math.exp(a) if exact else _exp_neg(a))) / fog_norm)
+
+
+#: a colour channel whose value (before it is cut to a byte) lies within this of a whole number
+#: may come out otherwise from exact and approximate ``exp``: such a pixel is redone exactly.
+#: (The approximations move a value by less than 1e-9.)
+UNSURE = 1e-6
+
+
+@numba.njit(cache=True, inline="always")
+def _unsure(v):
+    """Whether ``uint8(min(255, v))`` may differ for a ``v`` within :data:`UNSURE` of this one."""
+    frac = v - np.floor(v)
+    return (v < 255.0 + UNSURE) & ((frac < UNSURE) | (frac > 1.0 - UNSURE))
 
 
 @numba.njit(cache=True, inline="always")
@@ -208,15 +280,28 @@ def _sphere_occluded(vx, vy, vz, radius, mind, axes, focal, tz, w, h):
     return _occluded(tz, r0, r1, c0, c1, mind)
 
 
-@_helper
+@_pixels
 def _update_tiles(tz, zbuf, r0, r1, c0, c1, w, h):
-    """Recompute the farthest depth of the tiles under the rectangle."""
+    """Recompute the farthest depth of the tiles under the rectangle.
+
+    Row by row: a whole tile's row of ``TILE_PX`` depths is reduced by a tree of ``max`` (the
+    compiler turns it into vector instructions; the order does not change the maximum).
+    """
     for tr in range(r0 // TILE_PX, r1 // TILE_PX + 1):
+        ra, rb = tr * TILE_PX, min(h, (tr + 1) * TILE_PX)
         for tc in range(c0 // TILE_PX, c1 // TILE_PX + 1):
+            ca, cb = tc * TILE_PX, min(w, (tc + 1) * TILE_PX)
             m = 0.0
-            for r in range(tr * TILE_PX, min(h, (tr + 1) * TILE_PX)):
-                for c in range(tc * TILE_PX, min(w, (tc + 1) * TILE_PX)):
-                    m = max(m, zbuf[r * w + c])
+            if cb - ca == 8 and TILE_PX == 8:
+                for r in range(ra, rb):
+                    q = np.uint64(r * w + ca)
+                    m4 = max(max(zbuf[q], zbuf[q + 1]), max(zbuf[q + 2], zbuf[q + 3]))
+                    n4 = max(max(zbuf[q + 4], zbuf[q + 5]), max(zbuf[q + 6], zbuf[q + 7]))
+                    m = max(m, max(m4, n4))
+            else:
+                for r in range(ra, rb):
+                    for c in range(ca, cb):
+                        m = max(m, zbuf[r * w + c])
             tz[tr, tc] = m
 
 
@@ -239,6 +324,22 @@ def _resolve(cb, n, sig_row, lamps_on):
 
 
 @_helper
+def _admit(boxes, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n):
+    """Copy box ``i`` (in view, wide enough, at camera-relative ``vx, vy, vz``, ``dist`` away) into
+    the candidates unless the tiles hide it; returns the new candidate count."""
+    mount, planes, axes, focal, far, w, h = view
+    radius = boxes[i, L.RADIUS]
+    mind = max(L.NEAR_M, dist - radius)
+    if _sphere_occluded(vx, vy, vz, radius, mind, axes, focal, tz, w, h):
+        return n
+    for k in range(L.BOX_FIELDS):
+        cb[n, k] = boxes[i, k]
+    _resolve(cb, n, sig_row, lamps_on)
+    cd[n] = mind
+    return n + 1
+
+
+@_helper
 def _consider(boxes, i, pose, view, tz, sig_row, lamps_on, cb, cd, n):
     """Copy box ``i`` into the candidates if it may show; returns the new candidate count."""
     mount, planes, axes, focal, far, w, h = view
@@ -253,14 +354,42 @@ def _consider(boxes, i, pose, view, tz, sig_row, lamps_on, cb, cd, n):
         return n
     if 2.0 * radius * focal < boxes[i, L.LOD_PX] * dist:
         return n
-    mind = max(L.NEAR_M, dist - radius)
-    if _sphere_occluded(vx, vy, vz, radius, mind, axes, focal, tz, w, h):
-        return n
-    for k in range(L.BOX_FIELDS):
-        cb[n, k] = boxes[i, k]
-    _resolve(cb, n, sig_row, lamps_on)
-    cd[n] = mind
-    return n + 1
+    return _admit(boxes, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n)
+
+
+@_pixels
+def _cull(cull, a, n, pose, view, out):
+    """The tests of :func:`_consider` before the tiles' (frustum, far, width, level of detail) for
+    static boxes ``a:a + n``, branch-free so the compiler vectorises them: ``out`` (4, S) gets each
+    box's camera-relative ego-frame centre and its distance, or -1 where a test fails.
+
+    ``cull`` (7, S): world x, y, centre z, radius, twice the smaller half width, level-of-detail
+    pixels and twice the radius of every static box (the same numbers :func:`_consider` forms).
+    """
+    mount, planes, axes, focal, far, w, h = view
+    px, py, pz, ce, se = pose[0], pose[1], pose[2], pose[4], pose[5]
+    mx, my, mz = mount[0], mount[1], mount[2]
+    a0, a1, a2 = planes[0, 0], planes[0, 1], planes[0, 2]
+    b0, b1, b2 = planes[1, 0], planes[1, 1], planes[1, 2]
+    c0, c1, c2 = planes[2, 0], planes[2, 1], planes[2, 2]
+    d0, d1, d2 = planes[3, 0], planes[3, 1], planes[3, 2]
+    for k in range(n):
+        i = _at(a, k)
+        dx, dy = cull[0, i] - px, cull[1, i] - py
+        vx, vy = ce * dx + se * dy - mx, -se * dx + ce * dy - my
+        vz = cull[2, i] - pz - mz
+        radius = cull[3, i]
+        r2 = vx * vx + vy * vy + vz * vz
+        ok = not (r2 > (far + radius) * (far + radius))
+        ok = ok and not (a0 * vx + a1 * vy + a2 * vz < -radius)
+        ok = ok and not (b0 * vx + b1 * vy + b2 * vz < -radius)
+        ok = ok and not (c0 * vx + c1 * vy + c2 * vz < -radius)
+        ok = ok and not (d0 * vx + d1 * vy + d2 * vz < -radius)
+        dist = math.sqrt(r2)
+        ok = ok and not (cull[4, i] * focal < MIN_WIDTH_PX * dist)
+        ok = ok and not (cull[6, i] * focal < cull[5, i] * dist)
+        out[0, i], out[1, i], out[2, i] = vx, vy, vz
+        out[3, i] = dist if ok else -1.0
 
 
 # -- drawing -----------------------------------------------------------------------------
@@ -323,41 +452,81 @@ def _face_lights(cb, j, wp, out):
     out[j, 5] = amb + sun * max(-sz, 0.0)
 
 
-@_helper
+@numba.njit(cache=True, inline="always")
+def _slab_axis_inv(o, inv, half, axis, tmin, tmax, face):
+    """One axis of :func:`_slab` given ``inv`` = 1 / the clamped direction (the same numbers)."""
+    t1 = (-half - o) * inv
+    t2 = (half - o) * inv
+    if t1 > t2:
+        t1, t2 = t2, t1
+    if t1 > tmin:
+        tmin = t1
+        face = 2 * axis + (1 if inv > 0.0 else 0)
+    return tmin, min(tmax, t2), face
+
+
+@numba.njit(cache=True, inline="always")
+def _box_distance(o, half):
+    """A lower bound of every ray-test distance to a box from a camera at box-local ``o`` (half sizes
+    ``half``): the distance to the box, less a margin far above the rounding of the test.
+
+    Tighter than the bounding sphere's (the candidates' ``cd``, which orders them): a pixel whose
+    depth is within it cannot be taken, so the ray test skips it (the same outcome, less work).
+    """
+    dx = max(abs(o[0]) - half[0], 0.0)
+    dy = max(abs(o[1]) - half[1], 0.0)
+    dz = max(abs(o[2]) - half[2], 0.0)
+    return math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - 1e-9)
+
+
+@_pixels
 def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
     """Ray-test candidate ``j`` in its screen rectangle; nearer hits take the pixel."""
-    zbuf, tz, win, wface, whit, flight = bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
+    tz, flight = bufs[1], bufs[5]
     w, h = view[5], view[6]
     mount = view[0]
     bx, by = _to_ego(cb[j, L.X], cb[j, L.Y], pose)
     psi = cb[j, L.YAW] - pose[3]
     cp, sp = math.cos(psi), math.sin(psi)
     r0, r1, c0, c1 = _bbox(cb, j, bx, by, cp, sp, pose, view, scratch)
-    mind = cd[j]
-    if r0 > r1 or c0 > c1 or _occluded(tz, r0, r1, c0, c1, mind):
+    if r0 > r1 or c0 > c1:
         return
     rx, ry = mount[0] - bx, mount[1] - by  # camera relative to the box centre, ego frame
-    ox, oy = cp * rx + sp * ry, -sp * rx + cp * ry
-    oz = pose[2] + mount[2] - cb[j, L.Z] - cb[j, L.HZ]
-    hx, hy, hz = cb[j, L.HX], cb[j, L.HY], cb[j, L.HZ]
+    o = (cp * rx + sp * ry, -sp * rx + cp * ry, pose[2] + mount[2] - cb[j, L.Z] - cb[j, L.HZ])
+    half = (cb[j, L.HX], cb[j, L.HY], cb[j, L.HZ])
+    mind = max(cd[j], _box_distance(o, half))
+    if _occluded(tz, r0, r1, c0, c1, mind):
+        return
+    zbuf, win, wface, won, nwon = bufs[0], bufs[2], bufs[3], bufs[8], bufs[9]
+    ray_xs, ray_ys, rz_inv = rays[0], rays[1], rays[3]
+    ox, oy, oz = o
+    hx, hy, hz = half
     wrote = False
     for r in range(r0, r1 + 1):
         for c in range(c0, c1 + 1):
-            p = r * w + c
+            p = np.uint64(r * w + c)
             if zbuf[p] <= mind:
                 continue
-            ray_x, ray_y, ray_z = rays[p, 0], rays[p, 1], rays[p, 2]
+            ray_x, ray_y = ray_xs[p], ray_ys[p]
             dx, dy = cp * ray_x + sp * ray_y, -sp * ray_x + cp * ray_y
-            t, face = _slab(ox, oy, oz, dx, dy, ray_z, hx, hy, hz)
-            if t < zbuf[p]:
-                zbuf[p] = t
+            inv_x = 1.0 / (dx if abs(dx) >= 1e-12 else 1e-12)
+            inv_y = 1.0 / (dy if abs(dy) >= 1e-12 else 1e-12)
+            tmin, tmax, face = _slab_axis_inv(ox, inv_x, hx, 0, -np.inf, np.inf, -1)
+            tmin, tmax, face = _slab_axis_inv(oy, inv_y, hy, 1, tmin, tmax, face)
+            tmin, tmax, face = _slab_axis_inv(oz, rz_inv[p], hz, 2, tmin, tmax, face)
+            if tmin <= tmax and tmin > L.NEAR_M and tmin < zbuf[p]:
+                if win[p] < 0:  # first box on this pixel: the colouring visits it
+                    won[nwon[0]] = p
+                    nwon[0] += 1
+                zbuf[p] = tmin
                 win[p] = j
                 wface[p] = face
-                whit[p, 0], whit[p, 1], whit[p, 2] = ox + t * dx, oy + t * dy, oz + t * ray_z
                 wrote = True
     if wrote:
         _update_tiles(tz, zbuf, r0, r1, c0, c1, w, h)
         _face_lights(cb, j, wp, flight)
+        local = bufs[4]  # the colouring recomputes hit points on walls from these (the same numbers)
+        local[j, 0], local[j, 1], local[j, 2], local[j, 3], local[j, 4] = ox, oy, oz, cp, sp
 
 
 @_helper
@@ -400,12 +569,25 @@ def _visible_cells(pose, view, grid, gstart, gradius, gz, cells, cell_d):
 
 @_helper
 def _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays, bufs, scratch, sig_row, wp):
-    """Static boxes cell by cell, near cells first; cells hidden behind the tiles are skipped."""
-    grid, gstart, gorder, gradius, gz = index
+    """Static boxes cell by cell, near cells first; cells hidden behind the tiles are skipped.
+
+    ``statics`` is sorted by cell, so the boxes of a run of visible cells along a grid row are
+    one range: their first tests run over it at once (:func:`_cull`).
+    """
+    grid, gstart, gradius, gz, cull = index
+    culled = bufs[10]
     mount, planes, axes, focal, far, w, h = view
     tz = bufs[1]
     lamps_on = wp[L.W_LAMPS_ON] > 0.5
     m = _visible_cells(pose, view, grid, gstart, gradius, gz, cells, cell_d)
+    j = 0
+    while j < m:  # cells come in grid order: runs of them hold consecutive boxes
+        a, e = gstart[cells[j]], gstart[cells[j] + 1]
+        j += 1
+        while j < m and gstart[cells[j]] == e:
+            e = gstart[cells[j] + 1]
+            j += 1
+        _cull(cull, a, e - a, pose, view, culled)
     corder = bufs[7]
     for j in range(m):  # near to far, stable (an insertion sort: a few dozen cells)
         i = j
@@ -422,8 +604,11 @@ def _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays, bu
         if _sphere_occluded(vx, vy, vz, gradius[k], cell_d[q], axes, focal, tz, w, h):
             continue
         n0 = n
-        for jj in range(gstart[k], gstart[k + 1]):
-            n = _consider(statics, gorder[jj], pose, view, tz, sig_row, lamps_on, cb, cd, n)
+        for ii in range(gstart[k + 1] - gstart[k]):
+            i = _at(gstart[k], ii)
+            if culled[3, i] >= 0.0:
+                vx, vy, vz, dist = culled[0, i], culled[1, i], culled[2, i], culled[3, i]
+                n = _admit(statics, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n)
         _draw_sorted(cb, cd, n0, n, pose, view, rays, bufs, scratch, wp)
     return n
 
@@ -431,88 +616,233 @@ def _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays, bu
 # -- colouring ---------------------------------------------------------------------------
 
 
-@_helper
-def _colour_boxes(img, pose, cb, rays, mount, bufs, wp):
-    """Colour every pixel a box won: material, the sun on its face, headlights, fog (``img`` (P, 3))."""
-    zbuf, win, wface, whit, flight = bufs[0], bufs[2], bufs[3], bufs[4], bufs[5]
+@_pixels
+def _won_light(zbuf, won, n, rays, mount, wp, fog, hl, scr):
+    """Fog and headlight (if the weather has them) at the hit of each won pixel (``fog[q]``, ``hl[q]``
+    for pixel ``won[q]``), with :func:`_exp_neg`: the hits gathered, then loops that vectorise."""
     fog_d, fog_norm = wp[L.W_FOG_DIST], wp[L.W_FOG_NORM]
-    fog_r, fog_g, fog_b = wp[L.W_FOG_R], wp[L.W_FOG_G], wp[L.W_FOG_B]
-    tint_r, tint_g, tint_b = wp[L.W_TINT_R], wp[L.W_TINT_G], wp[L.W_TINT_B]
-    headlights, lamps_on = wp[L.W_HEADLIGHTS] > 0.5, wp[L.W_LAMPS_ON] > 0.5
     hl_strength, hl_range = wp[L.W_HL_STRENGTH], wp[L.W_HL_RANGE]
-    for p in range(zbuf.shape[0]):
-        j = win[p]
-        if j < 0:
-            continue
-        face, t = wface[p], zbuf[p]
+    ts, px, py, pz = scr[0], scr[1], scr[2], scr[3]
+    for q in range(n):
+        ts[q] = zbuf[won[q]]
+    for q in range(n):
+        fog[q] = _fog(ts[q], fog_d, fog_norm, False)
+    if wp[L.W_HEADLIGHTS] > 0.5:
+        for q in range(n):
+            p, t = won[q], ts[q]
+            px[q], py[q], pz[q] = mount[0] + t * rays[0, p], mount[1] + t * rays[1, p], mount[2] + t * rays[2, p]
+        for q in range(n):
+            hl[q] = _headlight(px[q], py[q], pz[q], hl_strength, hl_range, False)
+
+
+@numba.njit(cache=True, inline="always")
+def _shade(rgb, emissive, f, light, tint):
+    """The three channel values (before rounding) of a box pixel: its colour ``rgb``, lit by ``light``
+    and tinted unless ``emissive``, fogged by ``f`` (both ways computed, then picked: cheaper than a
+    mispredicted branch)."""
+    f_glow = f * FOG_EMISSIVE
+    k = 1.0 - f_glow if emissive else light * (1.0 - f)
+    f = f_glow if emissive else f
+    r, g, b = rgb if emissive else (rgb[0] * tint[0], rgb[1] * tint[1], rgb[2] * tint[2])
+    return r * k + tint[3] * f + 0.5, g * k + tint[4] * f + 0.5, b * k + tint[5] * f + 0.5
+
+
+@_pixels
+def _colour_boxes(img, cb, rays, mount, bufs, wp, scr):
+    """Colour every pixel a box won (the ``won`` list): material, the sun on its face, headlights, fog.
+
+    Fog and headlights come from :func:`_won_light`; a pixel where one of its bytes could come out
+    otherwise with the exact ``exp`` (:func:`_unsure`) is recomputed with it, as the rest would be.
+    """
+    zbuf, win, wface, local, flight, won, nwon = bufs[0], bufs[2], bufs[3], bufs[4], bufs[5], bufs[8], bufs[9]
+    n = nwon[0]
+    fog, hl = scr[4], scr[5]
+    _won_light(zbuf, won, n, rays, mount, wp, fog, hl, scr)
+    headlights, lamps_on = wp[L.W_HEADLIGHTS] > 0.5, wp[L.W_LAMPS_ON] > 0.5
+    fog_d, fog_norm = wp[L.W_FOG_DIST], wp[L.W_FOG_NORM]
+    hl_strength, hl_range = wp[L.W_HL_STRENGTH], wp[L.W_HL_RANGE]
+    # tint, then fog colour
+    tint = (wp[L.W_TINT_R], wp[L.W_TINT_G], wp[L.W_TINT_B], wp[L.W_FOG_R], wp[L.W_FOG_G], wp[L.W_FOG_B])
+    for q in range(n):
+        p = won[q]
+        j = np.uint64(win[p])  # unsigned indices: no negative-index check on every access
+        face = int(wface[p])
+        uface = np.uint64(face)
         mat = int(cb[j, L.MAT])
         r, g, b = cb[j, L.R], cb[j, L.G], cb[j, L.B]
         emissive = mat == MAT_EMISSIVE
         if mat == L.MAT_BUILDING:
-            ok, col, flo = _window(
-                face, whit[p, 0], whit[p, 1], whit[p, 2], cb[j, L.HX], cb[j, L.HY], cb[j, L.HZ]
-            )
-            if ok:
-                emissive = lamps_on and window_lit(int(cb[j, L.AUX]), face, col, flo)
-                rgb = LIT_WINDOW_RGB if emissive else WINDOW_RGB
-                r, g, b = rgb[0], rgb[1], rgb[2]
-        f = min(1.0, (1.0 - math.exp(-t / fog_d)) / fog_norm)
-        if emissive:
-            f *= FOG_EMISSIVE
-            k = 1.0 - f
-        else:
-            light = flight[j, face]
+            t, ray_x, ray_y = zbuf[p], rays[0, p], rays[1, p]
+            ox, oy, oz, cp, sp = local[j, 0], local[j, 1], local[j, 2], local[j, 3], local[j, 4]
+            dx, dy = cp * ray_x + sp * ray_y, -sp * ray_x + cp * ray_y  # as the ray test had them
+            hit_x, hit_y, hit_z = ox + t * dx, oy + t * dy, oz + t * rays[2, p]
+            ok, col, flo = _window(face, hit_x, hit_y, hit_z, cb[j, L.HX], cb[j, L.HY], cb[j, L.HZ])
+            emissive = ok & (window_lit(int(cb[j, L.AUX]), face, col, flo) if lamps_on else False)
+            r = (LIT_WINDOW_RGB[0] if emissive else WINDOW_RGB[0]) if ok else r
+            g = (LIT_WINDOW_RGB[1] if emissive else WINDOW_RGB[1]) if ok else g
+            b = (LIT_WINDOW_RGB[2] if emissive else WINDOW_RGB[2]) if ok else b
+        light = flight[j, uface] + hl[q] if headlights else flight[j, uface]
+        vr, vg, vb = _shade((r, g, b), emissive, fog[q], light, tint)
+        if _unsure(vr) | _unsure(vg) | _unsure(vb):  # rare: the exact exp
+            t = zbuf[p]
+            light = flight[j, uface]
             if headlights:
-                light += _headlight(
-                    mount[0] + t * rays[p, 0],
-                    mount[1] + t * rays[p, 1],
-                    mount[2] + t * rays[p, 2],
-                    hl_strength,
-                    hl_range,
-                )
-            k = light * (1.0 - f)
-            r, g, b = r * tint_r, g * tint_g, b * tint_b
-        img[p, 0] = np.uint8(min(255.0, r * k + fog_r * f + 0.5))
-        img[p, 1] = np.uint8(min(255.0, g * k + fog_g * f + 0.5))
-        img[p, 2] = np.uint8(min(255.0, b * k + fog_b * f + 0.5))
+                px, py, pz = mount[0] + t * rays[0, p], mount[1] + t * rays[1, p], mount[2] + t * rays[2, p]
+                light += _headlight(px, py, pz, hl_strength, hl_range, True)
+            vr, vg, vb = _shade((r, g, b), emissive, _fog(t, fog_d, fog_norm, True), light, tint)
+        img[p, 0] = np.uint8(min(255.0, vr))
+        img[p, 1] = np.uint8(min(255.0, vg))
+        img[p, 2] = np.uint8(min(255.0, vb))
+
+
+@numba.njit(cache=True, inline="always")
+def _at(start, k):
+    """Index ``start + k`` as unsigned: the compiler then knows it is no negative (wrap-around) index."""
+    return np.uint64(start) + np.uint64(k)
+
+
+@_pixels
+def _copy(dst, src):
+    """``dst[:] = src`` for equal-sized 1-d arrays (numba's slice assignment goes element by element)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@_pixels
+def _texel_index(gtab, q0, n, tx, ty, ce, se, scale, height, width, offset, tix):
+    """Texels (flat index into the level's texture, -1 outside the raster) of ground pixels
+    ``q0:q0 + n`` (one level) into ``tix``."""
+    gxs, gys = gtab[0], gtab[1]
+    for k in range(n):
+        q = _at(q0, k)
+        gx, gy = gxs[q], gys[q]
+        ix = int(math.floor((tx + ce * gx - se * gy) * scale))
+        iy = int(math.floor((ty + se * gx + ce * gy) * scale))
+        tix[q] = offset + iy * width + ix if (0 <= iy < height and 0 <= ix < width) else -1
 
 
 @_helper
-def _colour_ground(
-    img, pose, win, level, ground, gadd, bg, tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale
-):
-    """Colour every pixel no box won (``img`` (P, 3)): the ground's texel at the pixel's mip level, or
-    the background."""
+def _ground_texels(pose, gstart, gtab, tex, tix):
+    """The texel of every ground pixel (``tix``, see :func:`_colour_ground`), and a prefetch of each:
+    the texture is large and a frame's texels scattered; requested early, they arrive while the
+    boxes are coloured."""
+    tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale = tex
     ce, se = pose[4], pose[5]
     tx, ty = pose[0] - tex_origin[0], pose[1] - tex_origin[1]
+    for lvl in range(gstart.shape[0] - 1):
+        off = 0 if lvl == 0 else loff[lvl]  # level 0: the labels; coarser levels: mean colours
+        q0 = gstart[lvl]
+        _texel_index(gtab, q0, gstart[lvl + 1] - q0, tx, ty, ce, se, inv_scale[lvl], lh[lvl], lw[lvl], off, tix)
+    for q in range(gstart[1]):
+        if tix[q] >= 0:
+            _prefetch(lab0, tix[q])
+    rgb = coarse.reshape(coarse.shape[0] * 3)
+    for q in range(gstart[1], gstart[gstart.shape[0] - 1]):
+        if tix[q] >= 0:
+            _prefetch(rgb, 3 * tix[q])
+
+
+@_pixels
+def _ground_bytes(gtab, q0, n, rgb, fog_rgb, out):
+    """Colour bytes ``out[:, :n]`` of ground pixels ``q0:q0 + n`` from their texel colours ``rgb[:, :n]``:
+    lit and fogged."""
+    light, fog = gtab[2], gtab[3]
+    fog_r, fog_g, fog_b = fog_rgb
+    for k in range(n):
+        q = _at(q0, k)
+        m, f = light[q], fog[q]
+        out[0, k] = np.uint8(min(255.0, rgb[0, k] * m + f * fog_r + 0.5))
+        out[1, k] = np.uint8(min(255.0, rgb[1, k] * m + f * fog_g + 0.5))
+        out[2, k] = np.uint8(min(255.0, rgb[2, k] * m + f * fog_b + 0.5))
+
+
+@_helper
+def _colour_ground(flat, win, gpix, gstart, gtab, tex, wp, tix, scr):
+    """Paint the ground pixels no box won (``flat``: the image as (3P,) bytes): the texel at the pixel's
+    mip level, lit and fogged.
+
+    ``gpix`` lists the camera's ground pixels level by level (level ``k``'s at ``gstart[k]:gstart[k + 1]``),
+    ``gtab`` holds their ego-frame hit x, y, light times (1 - fog) and fog, ``tix`` their texels
+    (:func:`_ground_texels`). ``GROUND_CHUNK`` pixels at a time (their scratch stays in the first-level
+    cache): texel colours (gathered), colour bytes (vectorised), the bytes of the pixels no box won
+    into the image.
+    """
+    tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale = tex
+    rgb, out = scr
+    fog_rgb = (wp[L.W_FOG_R], wp[L.W_FOG_G], wp[L.W_FOG_B])
     out0, out1, out2 = (
         math.floor(palette[0, 0] + 0.5),
         math.floor(palette[0, 1] + 0.5),
         math.floor(palette[0, 2] + 0.5),
-    )  # outside the raster: off-road
-    for p in range(level.shape[0]):
-        if win[p] >= 0:
-            continue
-        lvl = level[p]
-        if lvl < 0:
-            img[p, 0], img[p, 1], img[p, 2] = bg[p, 0], bg[p, 1], bg[p, 2]
-            continue
-        gx, gy = ground[p, 0], ground[p, 1]
-        s = inv_scale[lvl]
-        ix = int(math.floor((tx + ce * gx - se * gy) * s))
-        iy = int(math.floor((ty + se * gx + ce * gy) * s))
-        if lvl == 0:
-            lab = lab0[iy, ix] if (0 <= iy < lh[0] and 0 <= ix < lw[0]) else 0
-            r, g, b = palette[lab, 0], palette[lab, 1], palette[lab, 2]
-        elif 0 <= iy < lh[lvl] and 0 <= ix < lw[lvl]:
-            k = loff[lvl] + iy * lw[lvl] + ix
-            r, g, b = float(coarse[k, 0]), float(coarse[k, 1]), float(coarse[k, 2])
-        else:
-            r, g, b = out0, out1, out2
-        m = ground[p, 3]
-        img[p, 0] = np.uint8(min(255.0, r * m + gadd[p, 0] + 0.5))
-        img[p, 1] = np.uint8(min(255.0, g * m + gadd[p, 1] + 0.5))
-        img[p, 2] = np.uint8(min(255.0, b * m + gadd[p, 2] + 0.5))
+    )  # a coarse level outside the raster: off-road
+    for lvl in range(gstart.shape[0] - 1):
+        for q0 in range(gstart[lvl], gstart[lvl + 1], GROUND_CHUNK):
+            n = min(GROUND_CHUNK, gstart[lvl + 1] - q0)
+            if lvl == 0:
+                for k in range(n):
+                    i = tix[_at(q0, k)]
+                    lab = lab0[np.uint64(i)] if i >= 0 else 0  # outside the raster: off-road
+                    rgb[0, k], rgb[1, k], rgb[2, k] = palette[lab, 0], palette[lab, 1], palette[lab, 2]
+            else:
+                for k in range(n):
+                    i = tix[_at(q0, k)]
+                    if i >= 0:
+                        u = np.uint64(i)
+                        rgb[0, k], rgb[1, k], rgb[2, k] = float(coarse[u, 0]), float(coarse[u, 1]), float(coarse[u, 2])
+                    else:
+                        rgb[0, k], rgb[1, k], rgb[2, k] = out0, out1, out2
+            _ground_bytes(gtab, q0, n, rgb, fog_rgb, out)
+            for k in range(n):
+                p = np.uint64(gpix[_at(q0, k)])
+                if win[p] < 0:
+                    flat[3 * p], flat[3 * p + 1], flat[3 * p + 2] = out[0, k], out[1, k], out[2, k]
+
+
+# -- tables -----------------------------------------------------------------------------
+
+
+def cull_table(statics: np.ndarray) -> np.ndarray:
+    """(7, S) per static box: world x, y, centre z, radius, twice the smaller half width, level-of-detail
+    pixels, twice the radius: what :func:`_cull` reads (formed as :func:`_consider` forms them)."""
+    b = statics
+    return np.ascontiguousarray(
+        np.stack(
+            [
+                b[:, L.X],
+                b[:, L.Y],
+                b[:, L.Z] + b[:, L.HZ],
+                b[:, L.RADIUS],
+                2.0 * np.minimum(b[:, L.HX], b[:, L.HY]),
+                b[:, L.LOD_PX],
+                2.0 * b[:, L.RADIUS],
+            ]
+        )
+    )
+
+
+def kernel_tables(t, levels: int) -> tuple:
+    """The per-camera tables of :func:`render_numba` (``tabs``) from :class:`CameraTables` ``t``.
+
+    (rays (C, 4, P): x, y, z and 1 / z (clamped as the slab test clamps it); background (C, 3P)
+    uint8; the ground pixels level by level (C, G) with each level's start (C, levels + 1) and
+    their (C, 4, G) hit x, y, light times (1 - fog) and fog (G: the most of any camera); mount;
+    axes; planes; focal; depth (C, P); tile depth).
+    """
+    n, p = t.level.shape
+    rz = t.rays[..., 2]
+    rz_inv = 1.0 / np.where(np.abs(rz) >= 1e-12, rz, 1e-12)
+    rays = np.concatenate([t.rays.transpose(0, 2, 1), rz_inv[:, None]], axis=1)
+    bg = np.floor(t.background + 0.5).astype(np.uint8).reshape(n, 3 * p)
+    g = int((t.level >= 0).sum(axis=1).max())
+    gpix, gstart, gtab = np.zeros((n, g), np.int64), np.zeros((n, levels + 1), np.int64), np.zeros((n, 4, g))
+    for c in range(n):
+        on = np.flatnonzero(t.level[c] >= 0)
+        on = on[np.argsort(t.level[c, on], kind="stable")]
+        gpix[c, : len(on)] = on
+        gstart[c, 1:] = np.cumsum(np.bincount(t.level[c, on], minlength=levels))
+        gtab[c, :, : len(on)] = t.ground[c, on, 0], t.ground[c, on, 1], t.ground[c, on, 3], t.fog[c, on]
+    arrays = (rays, bg, gpix, gstart, gtab, t.mount, t.axes, t.planes, t.focal_px, t.depth, t.tile_depth)
+    return tuple(np.ascontiguousarray(a) for a in arrays)
 
 
 # -- one camera, all frames ----------------------------------------------------------------
@@ -520,40 +850,40 @@ def _colour_ground(
 
 @numba.njit(cache=True)
 def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex, wp, scr):
-    rays, ground, level, gadd, bg, mount, axes, planes, focal, gdist, tile0 = tabs
-    cb, cd, zbuf, win, wface, whit, scratch, tz, flight, cells, cell_d, order, corder = scr
+    rays, bg, gpix, gstart, gtab, mount, axes, planes, focal, gdist, tile0 = tabs
+    cb, cd, zbuf, win, wface, local, scratch, tz, flight, cells, cell_d, order, corder, won, nwon, gscr, bscr, culled = scr
     h, w = img.shape[0], img.shape[1]
     view = (mount[c], planes[c], axes[c], focal[c], wp[L.W_FAR], w, h)
-    bufs = (zbuf, tz, win, wface, whit, flight, order, corder)
-    zbuf[:] = gdist[c]
+    bufs = (zbuf, tz, win, wface, local, flight, order, corder, won, nwon, culled)
+    if nwon[1] != c:  # the buffers hold another camera's ground, or nothing yet
+        _copy(zbuf, gdist[c])
+        win[:] = -1
+        nwon[1] = c
     tz[:] = tile0[c]
-    win[:] = -1
+    nwon[0] = 0
     lamps_on = wp[L.W_LAMPS_ON] > 0.5
     n = 0
     for i in range(a0, a1):  # actors first: they are near and hide what is behind them
         n = _consider(actors, i, pose, view, tz, sig_row, lamps_on, cb, cd, n)
     _draw_sorted(cb, cd, 0, n, pose, view, rays[c], bufs, scratch, wp)
     _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays[c], bufs, scratch, sig_row, wp)
+    _ground_texels(pose, gstart[c], gtab[c], tex, gscr[0])
+    flat = img.reshape(h * w * 3)
+    _copy(flat, bg[c])  # the background everywhere; boxes and ground then paint over it
     pixels = img.reshape(h * w, 3)  # row-major: pixel p is row p // w, column p % w
-    _colour_boxes(pixels, pose, cb, rays[c], mount[c], bufs, wp)
-    tex_origin, lab0, palette, coarse, loff, lh, lw, inv_scale = tex
-    _colour_ground(
-        pixels,
-        pose,
-        win,
-        level[c],
-        ground[c],
-        gadd[c],
-        bg[c],
-        tex_origin,
-        lab0,
-        palette,
-        coarse,
-        loff,
-        lh,
-        lw,
-        inv_scale,
-    )
+    _colour_boxes(pixels, cb, rays[c], mount[c], bufs, wp, bscr)  # while their pixels are cached
+    _colour_ground(flat, win, gpix[c], gstart[c], gtab[c], tex, wp, gscr[0], gscr[1:])
+    _restore(zbuf, win, won, nwon[0], gdist[c])
+
+
+@_pixels
+def _restore(zbuf, win, won, n, depth):
+    """Give the ``n`` pixels boxes took (``won``) their ground depth back and no box: the buffers are
+    ready for the camera's next frame without touching every pixel."""
+    for q in range(n):
+        p = won[q]
+        zbuf[p] = depth[p]
+        win[p] = -1
 
 
 def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, wp, threads):
@@ -570,6 +900,7 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
     cap = statics.shape[0] + actors.shape[0]
     tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
     cells = index[1].shape[0]
+    g = tabs[2].shape[1]
     jobs = nb * nc
     workers = max(1, min(threads, jobs))
     for worker in prange(workers):  # scratch once per worker, jobs dealt round-robin
@@ -577,9 +908,9 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
             np.empty((cap, L.BOX_FIELDS)),
             np.empty(cap),
             np.empty(p),
-            np.empty(p, np.int64),
-            np.empty(p, np.int64),
-            np.empty((p, 3)),
+            np.empty(p, np.int32),
+            np.empty(p, np.int8),
+            np.empty((cap, 5)),
             np.empty(24),
             np.empty(tiles),
             np.empty((cap, 6)),
@@ -587,6 +918,11 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
             np.empty(cells),
             np.empty(cap, np.int64),
             np.empty(cells, np.int64),
+            np.empty(p, np.uint64),
+            np.full(2, -1, np.int64),  # pixels won; the camera whose ground the depth buffer holds
+            (np.empty(g, np.int64), np.empty((3, GROUND_CHUNK)), np.empty((3, GROUND_CHUNK), np.uint8)),
+            np.empty((6, p)),
+            np.empty((4, statics.shape[0])),
         )
         for job in range(worker, jobs, workers):
             b, c = job // nc, job % nc

@@ -116,31 +116,34 @@ def _pick(palette, aid, salt):
 
 
 @numba.njit(cache=True, inline="always")
-def _colour(src, aid, parts, k, palettes):
+def _colour(src, aid, parts, k):
     """(r, g, b) of part ``k``: from its palette by the actor's id, or the part's fixed colour.
 
-    Scalars, not rows: a row per part cost an allocation each (most of the packing time).
+    Scalars, not rows: a row per part cost an allocation each (most of the packing time). The
+    palettes are module constants (compiled in), so the hash's remainder is by a known size: no
+    division instruction.
     """
-    car, cargo, shirt, trousers, skin, glass = palettes
     if src == _BODY:
-        return _pick(car, aid, 1)
+        return _pick(CAR_RGB, aid, 1)
     if src == _GLASS:
-        r, g, b = _pick(car, aid, 1)
+        r, g, b = _pick(CAR_RGB, aid, 1)
+        glass = GLASS_RGB
         return 0.3 * r + 0.7 * glass[0], 0.3 * g + 0.7 * glass[1], 0.3 * b + 0.7 * glass[2]
     if src == _CARGO:
-        return _pick(cargo, aid, 2)
+        return _pick(CARGO_RGB, aid, 2)
     if src == _SHIRT:
-        return _pick(shirt, aid, 3)
+        return _pick(SHIRT_RGB, aid, 3)
     if src == _TROUSERS:
-        return _pick(trousers, aid, 4)
+        return _pick(TROUSERS_RGB, aid, 4)
     if src == _SKIN:
-        return _pick(skin, aid, 5)
+        return _pick(SKIN_RGB, aid, 5)
     return parts[k, 9], parts[k, 10], parts[k, 11]
 
 
-# no reference counting (it never allocates): with it, every actor paid atomic counts on its arrays
-@numba.njit(cache=True, _nrt=False)
-def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
+# no reference counting (it never allocates): with it, every actor paid atomic counts on its arrays;
+# no lock held: a thread may pack while Python steps the worlds
+@numba.njit(cache=True, _nrt=False, nogil=True)
+def _expand(ids, types, xyz, yaw, half, parts, part_start, out):
     """Write every actor's part boxes into ``out`` (world frame); returns the box count."""
     n = 0
     for a in range(len(ids)):
@@ -148,25 +151,24 @@ def _expand(ids, types, xyz, yaw, half, parts, part_start, palettes, out):
         c, s = np.cos(yaw[a]), np.sin(yaw[a])
         height = 2.0 * half[a, 2]
         for k in range(part_start[t], part_start[t + 1]):
+            box = out[n]  # one row: fixed positions in it need no index arithmetic
             ox, oy = parts[k, 1] * half[a, 0], parts[k, 2] * half[a, 1]
-            out[n, L.X] = xyz[a, 0] + c * ox - s * oy
-            out[n, L.Y] = xyz[a, 1] + s * ox + c * oy
-            out[n, L.Z] = xyz[a, 2] + parts[k, 3] * height
-            out[n, L.YAW] = yaw[a]
+            box[L.X] = xyz[a, 0] + c * ox - s * oy
+            box[L.Y] = xyz[a, 1] + s * ox + c * oy
+            box[L.Z] = xyz[a, 2] + parts[k, 3] * height
+            box[L.YAW] = yaw[a]
             hx, hy = parts[k, 5] * half[a, 0], parts[k, 6] * half[a, 1]
             hz = 0.5 * (parts[k, 4] - parts[k, 3]) * height
-            out[n, L.HX], out[n, L.HY], out[n, L.HZ] = hx, hy, hz
-            out[n, L.R], out[n, L.G], out[n, L.B] = _colour(int(parts[k, 7]), ids[a], parts, k, palettes)
-            out[n, L.MAT] = parts[k, 8]
-            out[n, L.AUX] = 0.0
-            out[n, L.AUX2] = 0.0
-            out[n, L.RADIUS] = np.sqrt(hx**2 + hy**2 + hz**2)
-            out[n, L.LOD_PX] = 0.0
+            box[L.HX], box[L.HY], box[L.HZ] = hx, hy, hz
+            box[L.R], box[L.G], box[L.B] = _colour(int(parts[k, 7]), ids[a], parts, k)
+            box[L.MAT] = parts[k, 8]
+            box[L.AUX] = 0.0
+            box[L.AUX2] = 0.0
+            box[L.RADIUS] = np.sqrt(hx**2 + hy**2 + hz**2)
+            box[L.LOD_PX] = 0.0
             n += 1
     return n
 
-
-_PALETTES = (CAR_RGB, CARGO_RGB, SHIRT_RGB, TROUSERS_RGB, SKIN_RGB, GLASS_RGB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,42 +183,56 @@ class Packed:
 
 
 def pack_states(states, signal_rows: int) -> Packed:
-    """Pack a list of :class:`sim.state.WorldState` (light states must have ``signal_rows`` rows)."""
+    """Pack a list of :class:`sim.state.WorldState` (light states must have ``signal_rows`` rows).
+
+    Runs on every rendered step: few numpy calls, every per-state list built in one pass.
+    """
     b = len(states)
-    ego = np.empty((b, L.EGO_FIELDS))
-    sig = np.zeros((b, signal_rows), np.int8)
-    ids, types, xyz, yaw, half = [], [], [], [], []
-    counts = np.zeros(b, np.int64)
-    for i, st in enumerate(states):
-        e = st.ego
-        ego[i] = e.x_m, e.y_m, e.z_m, e.yaw_rad
-        a = st.actors
-        counts[i] = len(a.id)
-        ids.append(a.id)
-        types.append(a.type)
-        xyz.append(a.xyz_m)
-        yaw.append(a.yaw_rad)
-        half.append(a.half_extent_m)
-        if signal_rows:
-            if len(st.signals) != signal_rows:
+    ego = np.array([(s.ego.x_m, s.ego.y_m, s.ego.z_m, s.ego.yaw_rad) for s in states], np.float64)
+    ego = ego.reshape(b, L.EGO_FIELDS)
+    if signal_rows:
+        lights = [s.signals.state for s in states]
+        for light in lights:
+            if len(light) != signal_rows:
                 raise ConfigError(
-                    f"the state has {len(st.signals)} signal rows but the scene was built for {signal_rows}; "
+                    f"the state has {len(light)} signal rows but the scene was built for {signal_rows}; "
                     "build the StaticScene with this world's signals"
                 )
-            sig[i] = st.signals.state
-    if b == 1:
-        ids, types, xyz, yaw, half = ids[0], types[0], xyz[0], yaw[0], half[0]
+        sig = np.array(lights, np.int8).reshape(b, signal_rows)
     else:
-        ids, types, xyz = np.concatenate(ids), np.concatenate(types), np.concatenate(xyz)
-        yaw, half = np.concatenate(yaw), np.concatenate(half)
+        sig = np.zeros((b, 0), np.int8)
+    actors = [s.actors for s in states]
+    if b == 1:
+        a = actors[0]
+        ids, types, xyz, yaw, half = a.id, a.type, a.xyz_m, a.yaw_rad, a.half_extent_m
+        counts = np.array([len(ids)], np.int64)
+    else:
+        ids = np.concatenate([a.id for a in actors])
+        types = np.concatenate([a.type for a in actors])
+        xyz = np.concatenate([a.xyz_m for a in actors])
+        yaw = np.concatenate([a.yaw_rad for a in actors])
+        half = np.concatenate([a.half_extent_m for a in actors])
+        counts = np.array([len(a.id) for a in actors], np.int64)
     types = np.asarray(types, np.int64)
     if len(types) and (types.min() < 0 or types.max() >= _TYPES):
         raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
     ids = np.asarray(ids, np.int64)
     xyz, yaw, half = (np.asarray(v, np.float64) for v in (xyz, yaw, half))
-    per_actor = _PART_START[types + 1] - _PART_START[types]
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    box_off = np.concatenate([[0], np.cumsum(per_actor)])[starts]
-    actors = np.empty((int(box_off[-1]), L.BOX_FIELDS))
-    _expand(ids, types, xyz, yaw, half, _PARTS, _PART_START, _PALETTES, actors)
-    return Packed(ego, actors, box_off.astype(np.int64), sig)
+    box_off = np.zeros(b + 1, np.int64)
+    total = _box_offsets(types, counts, _PART_START, box_off)
+    actors = np.empty((total, L.BOX_FIELDS))
+    _expand(ids, types, xyz, yaw, half, _PARTS, _PART_START, actors)
+    return Packed(ego, actors, box_off, sig)
+
+
+@numba.njit(cache=True, _nrt=False)
+def _box_offsets(types, counts, part_start, box_off):
+    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); returns the total."""
+    a = 0
+    for b in range(len(counts)):
+        n = 0
+        for _ in range(counts[b]):
+            n += part_start[types[a] + 1] - part_start[types[a]]
+            a += 1
+        box_off[b + 1] = box_off[b] + n
+    return box_off[len(counts)]

@@ -31,7 +31,7 @@ import numpy as np
 from sim.errors import ConfigError
 from sim.render import layout as L
 from sim.render.camera import CameraSpec
-from sim.render.kernel_numba import render_numba, render_numba_serial
+from sim.render.kernel_numba import cull_table, kernel_tables, render_numba, render_numba_serial
 from sim.render.pack import Packed, pack_states
 from sim.render.scene import StaticScene
 from sim.render.tables import CameraTables, weather_vector
@@ -168,28 +168,13 @@ class Renderer:
         )
 
     def _numba_static(self):
-        t, s, g = self.tables, self.scene, self.ground
-        tabs = tuple(
-            np.ascontiguousarray(a)
-            for a in (
-                t.rays,
-                t.ground,
-                t.level,
-                t.ground_add,
-                np.floor(t.background + 0.5).astype(np.uint8),
-                t.mount,
-                t.axes,
-                t.planes,
-                t.focal_px,
-                t.depth,
-                t.tile_depth,
-            )
-        )
+        s, g = self.scene, self.ground
+        tabs = kernel_tables(self.tables, g.levels)
         grid = np.array([*s.grid_origin_xy_m, s.config.grid_cell_m, *s.grid_shape], np.float64)
         inv_scale = 1.0 / (g.m_per_px * 2.0 ** np.arange(g.levels))
         tex = (
             np.array(g.origin_xy_m, np.float64),
-            np.ascontiguousarray(g.labels0),
+            np.ascontiguousarray(g.labels0).reshape(-1),
             g.palette,
             g.coarse,
             g.offset,
@@ -197,12 +182,6 @@ class Renderer:
             g.width,
             inv_scale,
         )
-        statics = np.ascontiguousarray(s.boxes) if len(s.boxes) else np.zeros((0, L.BOX_FIELDS))
-        index = (
-            grid,
-            np.asarray(s.grid_start),
-            np.asarray(s.grid_order),
-            np.asarray(s.grid_radius_m),
-            np.asarray(s.grid_z_m),
-        )
+        statics = np.ascontiguousarray(s.boxes[np.asarray(s.grid_order)]) if len(s.boxes) else np.zeros((0, L.BOX_FIELDS))
+        index = (grid, np.asarray(s.grid_start), np.asarray(s.grid_radius_m), np.asarray(s.grid_z_m), cull_table(statics))
         return tabs, statics, index, tex, self.weather_vector

@@ -121,7 +121,9 @@ class CameraTables:
     right, up of each camera in the ego frame; ``planes`` (C, 4, 3) inward unit
     normals of the frustum's side planes (through the camera); ``focal_px`` (C,);
     ``depth`` (C, P) the ground distance (inf: background) that starts each frame's
-    depth buffer, ``tile_depth`` (C, th, tw) its farthest value per ``TILE_PX`` tile.
+    depth buffer, ``tile_depth`` (C, th, tw) its farthest value per ``TILE_PX`` tile;
+    ``fog`` (C, P) the fog factor at the ground hit (0 where the pixel shows the
+    background): ``ground_add`` is it times the fog colour.
     """
 
     width_px: int
@@ -137,6 +139,7 @@ class CameraTables:
     focal_px: np.ndarray
     depth: np.ndarray
     tile_depth: np.ndarray
+    fog: np.ndarray
 
     @classmethod
     def build(
@@ -149,6 +152,7 @@ class CameraTables:
         n = len(cams)
         rays, ground = np.zeros((n, p, 3)), np.zeros((n, p, 4))
         level, add, bg = np.full((n, p), -1, np.int64), np.zeros((n, p, 3)), np.zeros((n, p, 3))
+        fogs = np.zeros((n, p))
         mount, axes, planes = np.zeros((n, 3)), np.zeros((n, 3, 3)), np.zeros((n, 4, 3))
         for i, cam in enumerate(cams):
             mount[i] = (cam.x_m, cam.y_m, cam.z_m)
@@ -167,6 +171,7 @@ class CameraTables:
             ground[i, :, 0], ground[i, :, 1] = hit[:, 0], hit[:, 1]
             ground[i, :, 2] = np.where(on, t, np.inf)
             ground[i, :, 3] = np.where(on, light * (1.0 - f), 0.0)
+            fogs[i] = np.where(on, f, 0.0)
             add[i] = np.where(on[:, None], f[:, None] * fog, 0.0)
             lv = _mip_levels(cam, mount[i], far, m_per_px, levels).reshape(p)
             level[i] = np.where(on, lv, -1)
@@ -177,7 +182,7 @@ class CameraTables:
         padded = np.zeros((n, th * L.TILE_PX, tw * L.TILE_PX))
         padded[:, :h, :w] = depth.reshape(n, h, w)
         tiles = padded.reshape(n, th, L.TILE_PX, tw, L.TILE_PX).max(axis=(2, 4))
-        return cls(w, h, rays, ground, level, add, bg, mount, axes, planes, focal, depth, tiles)
+        return cls(w, h, rays, ground, level, add, bg, mount, axes, planes, focal, depth, tiles, fogs)
 
 
 def _planes(cam: CameraSpec) -> np.ndarray:
