@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -115,10 +116,13 @@ class CameraSet:
         return numba.get_num_threads() - 1
 
     def pool(self) -> _RenderPool:
+        """The render threads (started on first use; an env never closed stops them when
+        it is collected)."""
         if self._pool is None or self._pool.size != self.render_threads():
             if self._pool is not None:
                 self._pool.close()
             self._pool = _RenderPool(self.render_threads())
+            weakref.finalize(self, self._pool.stop)
         return self._pool
 
     def close(self) -> None:
@@ -169,11 +173,19 @@ class _RenderPool:
     def submit(self, job: _Job) -> None:
         self._jobs.put(job)  # a render thread takes it at the stepping thread's next GIL release
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Ask the threads to end once their current job is done."""
         for _ in self._threads:
             self._jobs.put(None)
+
+    def close(self) -> None:
+        self.stop()
         for thread in self._threads:
             thread.join()
+
+    @property
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
 
 
 class Frames:

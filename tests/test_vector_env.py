@@ -145,10 +145,6 @@ def two_threads():
     numba.set_num_threads(1)
 
 
-def _render_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("loopdrive-render")]
-
-
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_threads, mode):
     """5 worlds in chunks of 2, 2 and 1 on a render thread and the stepping thread, across
@@ -179,6 +175,8 @@ def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_thre
         del calls[:]
         a, _, ta, ua, ia = threaded.step(act)
         assert sorted(n for n, _ in calls if n) == [1, 2, 2] or "final_obs" in ia, step
+        pool = threaded.batch.cameras.pool()  # one render thread beside the stepping one
+        assert pool.size == 1 and pool.alive
         numba.set_num_threads(1)
         b, _, tb, ub, ib = one_call.step(act)
         assert same(a, b) and (ta == tb).all() and (ua == ub).all(), step
@@ -186,12 +184,11 @@ def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_thre
             finals += 1
             for k in np.flatnonzero(ia["_final_obs"]):
                 assert same(ia["final_obs"][k], ib["final_obs"][k])
-        assert len(_render_threads()) == 1
     assert mode is AutoresetMode.NEXT_STEP or finals > 0
     assert "loopdrive-render-0" in drawn_by
     threaded.close()
     one_call.close()
-    assert not _render_threads()
+    assert not pool.alive
 
 
 def test_a_render_thread_error_reaches_the_step(assets, two_threads):
@@ -205,8 +202,24 @@ def test_a_render_thread_error_reaches_the_step(assets, two_threads):
     renderer.render_into = broken
     with pytest.raises(MemoryError, match="camera kernel"):
         venv.step(actions_for(1, 3)[0])
+    pool = venv.batch.cameras.pool()
     venv.close()
-    assert not _render_threads()
+    assert not pool.alive
+
+
+def test_render_threads_of_an_env_never_closed_end_when_it_is_collected(assets, two_threads):
+    import gc
+
+    venv = DrivingVectorEnv(2, assets=assets, **SMALL)
+    venv.reset(seed=0)
+    venv.step(actions_for(1, 2)[0])
+    pool = venv.batch.cameras.pool()
+    assert pool.alive
+    del venv
+    gc.collect()
+    for thread in pool._threads:
+        thread.join(timeout=10)
+    assert not pool.alive
 
 
 def test_bad_action_batches_raise(assets):

@@ -105,11 +105,14 @@ def _prefetch(typingctx, arr, idx):
         aryty, idxty = sig.args
         ary = context.make_array(aryty)(context, builder, args[0])
         ind = context.cast(builder, args[1], idxty, types.intp)
-        ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, aryty, ary, [ind]), cgutils.voidptr_t)
+        item = cgutils.get_item_pointer(context, builder, aryty, ary, [ind])
+        ptr = builder.bitcast(item, cgutils.voidptr_t)
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        builder.call(
+            fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        )  # read, keep, data
         return context.get_dummy_value()
 
     return types.void(arr, idx), codegen
@@ -153,9 +156,38 @@ def _exp_neg(x):
     colour byte (:func:`_unsure`). Measured over 4M arguments: at most 1.4e-14 off.
     """
     y = max(x, -32.0) * 0.0078125
-    e = 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (
-        1.0 / 720.0 + y * (1.0 / 5040.0 + y * (1.0 / 40320.0 + y * (1.0 / 362880.0 + y * (
-            1.0 / 3628800.0 + y * (1.0 / 39916800.0)))))))))))
+    e = 1.0 + y * (
+        1.0
+        + y
+        * (
+            0.5
+            + y
+            * (
+                1.0 / 6.0
+                + y
+                * (
+                    1.0 / 24.0
+                    + y
+                    * (
+                        1.0 / 120.0
+                        + y
+                        * (
+                            1.0 / 720.0
+                            + y
+                            * (
+                                1.0 / 5040.0
+                                + y
+                                * (
+                                    1.0 / 40320.0
+                                    + y * (1.0 / 362880.0 + y * (1.0 / 3628800.0 + y * (1.0 / 39916800.0)))
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    )
     for _ in range(7):
         e = e * e
     return e if x >= -32.0 else 0.0
@@ -630,7 +662,11 @@ def _won_light(zbuf, won, n, rays, mount, wp, fog, hl, scr):
     if wp[L.W_HEADLIGHTS] > 0.5:
         for q in range(n):
             p, t = won[q], ts[q]
-            px[q], py[q], pz[q] = mount[0] + t * rays[0, p], mount[1] + t * rays[1, p], mount[2] + t * rays[2, p]
+            px[q], py[q], pz[q] = (
+                mount[0] + t * rays[0, p],
+                mount[1] + t * rays[1, p],
+                mount[2] + t * rays[2, p],
+            )
         for q in range(n):
             hl[q] = _headlight(px[q], py[q], pz[q], hl_strength, hl_range, False)
 
@@ -732,7 +768,9 @@ def _ground_texels(pose, gstart, gtab, tex, tix):
     for lvl in range(gstart.shape[0] - 1):
         off = 0 if lvl == 0 else loff[lvl]  # level 0: the labels; coarser levels: mean colours
         q0 = gstart[lvl]
-        _texel_index(gtab, q0, gstart[lvl + 1] - q0, tx, ty, ce, se, inv_scale[lvl], lh[lvl], lw[lvl], off, tix)
+        _texel_index(
+            gtab, q0, gstart[lvl + 1] - q0, tx, ty, ce, se, inv_scale[lvl], lh[lvl], lw[lvl], off, tix
+        )
     for q in range(gstart[1]):
         if tix[q] >= 0:
             _prefetch(lab0, tix[q])
@@ -788,7 +826,11 @@ def _colour_ground(flat, win, gpix, gstart, gtab, tex, wp, tix, scr):
                     i = tix[_at(q0, k)]
                     if i >= 0:
                         u = np.uint64(i)
-                        rgb[0, k], rgb[1, k], rgb[2, k] = float(coarse[u, 0]), float(coarse[u, 1]), float(coarse[u, 2])
+                        rgb[0, k], rgb[1, k], rgb[2, k] = (
+                            float(coarse[u, 0]),
+                            float(coarse[u, 1]),
+                            float(coarse[u, 2]),
+                        )
                     else:
                         rgb[0, k], rgb[1, k], rgb[2, k] = out0, out1, out2
             _ground_bytes(gtab, q0, n, rgb, fog_rgb, out)
@@ -851,7 +893,26 @@ def kernel_tables(t, levels: int) -> tuple:
 @numba.njit(cache=True)
 def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex, wp, scr):
     rays, bg, gpix, gstart, gtab, mount, axes, planes, focal, gdist, tile0 = tabs
-    cb, cd, zbuf, win, wface, local, scratch, tz, flight, cells, cell_d, order, corder, won, nwon, gscr, bscr, culled = scr
+    (
+        cb,
+        cd,
+        zbuf,
+        win,
+        wface,
+        local,
+        scratch,
+        tz,
+        flight,
+        cells,
+        cell_d,
+        order,
+        corder,
+        won,
+        nwon,
+        gscr,
+        bscr,
+        culled,
+    ) = scr
     h, w = img.shape[0], img.shape[1]
     view = (mount[c], planes[c], axes[c], focal[c], wp[L.W_FAR], w, h)
     bufs = (zbuf, tz, win, wface, local, flight, order, corder, won, nwon, culled)

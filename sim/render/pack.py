@@ -170,7 +170,6 @@ def _expand(ids, types, xyz, yaw, half, parts, part_start, out):
     return n
 
 
-
 @dataclass(frozen=True, eq=False)
 class Packed:
     """A batch of states as arrays: ``ego`` (B, EGO_FIELDS), ``actors`` (A, BOX_FIELDS) world
@@ -227,7 +226,8 @@ def pack_states(states, signal_rows: int) -> Packed:
 
 @numba.njit(cache=True, _nrt=False)
 def _box_offsets(types, counts, part_start, box_off):
-    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); returns the total."""
+    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); returns
+    the total."""
     a = 0
     for b in range(len(counts)):
         n = 0

@@ -182,6 +182,16 @@ class Renderer:
             g.width,
             inv_scale,
         )
-        statics = np.ascontiguousarray(s.boxes[np.asarray(s.grid_order)]) if len(s.boxes) else np.zeros((0, L.BOX_FIELDS))
-        index = (grid, np.asarray(s.grid_start), np.asarray(s.grid_radius_m), np.asarray(s.grid_z_m), cull_table(statics))
+        statics = (
+            np.ascontiguousarray(s.boxes[np.asarray(s.grid_order)])
+            if len(s.boxes)
+            else np.zeros((0, L.BOX_FIELDS))
+        )
+        index = (
+            grid,
+            np.asarray(s.grid_start),
+            np.asarray(s.grid_radius_m),
+            np.asarray(s.grid_z_m),
+            cull_table(statics),
+        )
         return tabs, statics, index, tex, self.weather_vector
