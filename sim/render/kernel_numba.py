@@ -245,15 +245,7 @@ def _pixel_range(lo, hi, centre, focal, n):
 @numba.njit(cache=True, inline="always")
 def _slab_axis(o, d, half, axis, tmin, tmax, face):
     da = d if abs(d) >= 1e-12 else 1e-12
-    inv = 1.0 / da
-    t1 = (-half - o) * inv
-    t2 = (half - o) * inv
-    if t1 > t2:
-        t1, t2 = t2, t1
-    if t1 > tmin:
-        tmin = t1
-        face = 2 * axis + (1 if da > 0.0 else 0)
-    return tmin, min(tmax, t2), face
+    return _slab_axis_inv(o, 1.0 / da, half, axis, tmin, tmax, face)
 
 
 @numba.njit(cache=True, inline="always")
