@@ -3,8 +3,8 @@
 :class:`WorldBatch` holds N :class:`~envs.world.DrivingWorld` s (one
 :class:`~sim.embedded.EmbeddedBackend` each, all sharing the map assets and coarse
 roads) and one :class:`~envs.cameras.CameraSet`; a step steps every world in turn and
-hands each chunk of stepped worlds to the render threads as one batched kernel call,
-so the cameras are drawn while the next worlds step (:class:`~envs.cameras.Frames`;
+hands each stepped world to the render threads, so its cameras are drawn while the next
+worlds step (:class:`~envs.cameras.Frames`;
 without render threads, or on CUDA, one ``Renderer.render_batch`` call after the last
 world).
 :class:`DrivingVectorEnv` puts Gymnasium's ``VectorEnv`` API on it, and
@@ -95,7 +95,7 @@ class WorldBatch:
         :class:`~envs.cameras.Frames` with every result's state added; without it, every
         camera is drawn here in one render call."""
         if frames is None:
-            frames = self.cameras.frames(self.worlds, chunk=self.num_envs)
+            frames = self.cameras.frames(self.worlds, threaded=False)
             for k, r in enumerate(results):
                 frames.add(k, r.state)
         for k, r in extra:

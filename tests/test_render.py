@@ -7,6 +7,7 @@ person to look at, to /tmp/render_look/.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import cv2
@@ -29,6 +30,8 @@ from sim.render import (
 from sim.render import layout as L
 from sim.render.pack import CAR_RGB, pack_states
 from sim.render.scene import GROUNDED_KINDS
+from sim.render.workers import RenderWorkers
+from sim.render.workers import available as workers_available
 from sim.scenario import RouteRequest, Scenario, TrafficConfig
 from sim.state import Actors, ActorType, EgoState, LightState, SignalStates, WorldState
 from tests.conftest import MAPS, needs_shared
@@ -350,6 +353,88 @@ def test_the_same_state_renders_bit_for_bit_and_batches_match_single_frames():
     assert batch.shape == (3, 3, 80, 160, 3)
     assert np.array_equal(batch[0], first) and np.array_equal(batch[2], first)
     assert np.array_equal(batch[1], renderer.render(near))
+
+
+def _claimed_all(workers, n: int) -> bool:
+    """Wait (10 s at most) until the render threads have taken ``n`` slots this round."""
+    deadline = time.monotonic() + 10.0
+    while workers.claimed < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return workers.claimed == n
+
+
+@needs_shared
+@pytest.mark.skipif(not workers_available(), reason="render workers need POSIX semaphores (Linux)")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_render_workers_draw_what_one_batched_call_draws(threads):
+    """Slots drawn by the render threads, by the caller at collect() and by the caller for a
+    state too big for a slot: the same images as one batched call, round after round."""
+    backend, scene, state = _world(TOWN01)
+    renderer = Renderer(scene, rig("front3"), weather_preset("night"))
+    near = _approach(backend, scene, state)
+    e = near.ego
+    few = _state(
+        e, _actors([(3, ActorType.CAR, e.x_m + 9.0, e.y_m, e.z_m, 0.0, 2.2, 1.0, 0.8)]), state.signals
+    )
+    a, half = near.actors, slice(0, len(near.actors.id) // 2)
+    fewer = _state(
+        e,
+        Actors(
+            a.id[half],
+            a.type[half],
+            a.xyz_m[half],
+            a.yaw_rad[half],
+            a.half_extent_m[half],
+            a.velocity_mps[half],
+        ),
+        state.signals,
+    )
+    states = [few, state, fewer, few, near]  # the traffic states do not fit a slot
+    expected = renderer.render_batch(states)
+    room = len(pack_states([fewer], scene.signal_rows).actors)
+    workers = RenderWorkers(renderer, 5, threads, box_capacity=room)
+    try:
+        for wait in (True, False, True):
+            workers.begin()
+            for k, s in enumerate(states):
+                if workers.add(k, s) > room:
+                    workers.skip(k)[:] = renderer.render_batch([s])
+            if wait:  # the render threads take every slot (skipped ones they pass over)
+                assert _claimed_all(workers, len(states))
+            assert np.array_equal(workers.collect(), expected)
+        workers.begin()  # a round left unfinished (a world raised) is collected by the next
+        workers.add(0, near)
+        workers.begin()
+        with pytest.raises(RuntimeError, match="add slot 0 next"):
+            workers.add(1, near)
+    finally:
+        workers.close()
+    assert not workers.alive
+
+
+@needs_shared
+@pytest.mark.skipif(not workers_available(), reason="render workers need POSIX semaphores (Linux)")
+def test_a_render_thread_error_reaches_collect(monkeypatch):
+    import sim.render.workers as workers_module
+
+    serve = workers_module.serve_slots
+
+    def broken(*args):
+        if args[-1]:  # a render thread's loop
+            raise MemoryError("out of memory in the camera kernel")
+        return serve(*args)
+
+    monkeypatch.setattr(workers_module, "serve_slots", broken)
+    _, scene, state = _world(TOWN01)
+    workers = RenderWorkers(Renderer(scene, rig("front"), weather_preset("noon")), 2, 1, box_capacity=4096)
+    for thread in workers._threads:
+        thread.join(timeout=10)
+    workers.begin()
+    workers.add(0, state)
+    workers.add(1, state)
+    with pytest.raises(MemoryError, match="camera kernel"):
+        workers.collect()
+    workers.close()
 
 
 @needs_shared

@@ -4,8 +4,6 @@ the worlds step, image for image the same), and the SB3 adapter under PPO."""
 
 from __future__ import annotations
 
-import threading
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -147,36 +145,25 @@ def two_threads():
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_threads, mode):
-    """5 worlds in chunks of 2, 2 and 1 on a render thread and the stepping thread, across
-    autoresets (SAME_STEP: final observations too): the same images as one kernel call per
-    step, and every world drawn once per step, by the render thread as well."""
+    """5 worlds handed to a render thread as they step, across autoresets (SAME_STEP: final
+    observations too): the same images as one kernel call per step, with the render thread
+    drawing worlds of its own on most steps."""
     import numba
 
     threaded = DrivingVectorEnv(5, assets=assets, autoreset_mode=mode, **SHORT)
     one_call = DrivingVectorEnv(5, assets=assets, autoreset_mode=mode, **SHORT)
     a, _ = threaded.reset(seed=3)
-    renderer = threaded.batch.cameras.renderer_for(threaded.batch.worlds[0])
-    calls: list[tuple[int, str]] = []
-    drawn_by: set[str] = set()
-    original = renderer.render_into
-
-    def counting(out, packed, threads=None):
-        calls.append((len(out), threading.current_thread().name))
-        drawn_by.add(threading.current_thread().name)
-        return original(out, packed, threads)
-
-    renderer.render_into = counting
     numba.set_num_threads(1)
     b, _ = one_call.reset(seed=3)
     assert same(a, b)
     finals = 0
+    drawn_by_thread = 0
     for step, act in enumerate(actions_for(25, 5, seed=4)):
         numba.set_num_threads(2)
-        del calls[:]
         a, _, ta, ua, ia = threaded.step(act)
-        assert sorted(n for n, _ in calls if n) == [1, 2, 2] or "final_obs" in ia, step
-        pool = threaded.batch.cameras.pool()  # one render thread beside the stepping one
-        assert pool.size == 1 and pool.alive
+        workers = threaded.batch.cameras.workers(threaded.batch.worlds)  # one render thread
+        assert workers.threads == 1 and workers.alive
+        drawn_by_thread += workers.claimed
         numba.set_num_threads(1)
         b, _, tb, ub, ib = one_call.step(act)
         assert same(a, b) and (ta == tb).all() and (ua == ub).all(), step
@@ -185,26 +172,39 @@ def test_cameras_drawn_while_worlds_step_equal_one_batched_call(assets, two_thre
             for k in np.flatnonzero(ia["_final_obs"]):
                 assert same(ia["final_obs"][k], ib["final_obs"][k])
     assert mode is AutoresetMode.NEXT_STEP or finals > 0
-    assert "loopdrive-render-0" in drawn_by
+    assert drawn_by_thread > 0
     threaded.close()
     one_call.close()
-    assert not pool.alive
+    assert not workers.alive
 
 
-def test_a_render_thread_error_reaches_the_step(assets, two_threads):
+def test_a_render_thread_error_reaches_the_step_and_the_next_step_draws_again(
+    assets, two_threads, monkeypatch
+):
+    import sim.render.workers as workers_module
+
+    serve = workers_module.serve_slots
+
+    def broken(*args):
+        if args[-1]:  # a render thread's loop
+            raise MemoryError("out of memory in the camera kernel")
+        return serve(*args)
+
     venv = DrivingVectorEnv(3, assets=assets, **SMALL)
     venv.reset(seed=0)
-    renderer = venv.batch.cameras.renderer_for(venv.batch.worlds[0])
-
-    def broken(out, packed, threads=None):
-        raise MemoryError("out of memory in the camera kernel")
-
-    renderer.render_into = broken
-    with pytest.raises(MemoryError, match="camera kernel"):
-        venv.step(actions_for(1, 3)[0])
-    pool = venv.batch.cameras.pool()
+    with monkeypatch.context() as patch:
+        patch.setattr(workers_module, "serve_slots", broken)
+        workers = venv.batch.cameras.workers(venv.batch.worlds)
+        for thread in workers._threads:
+            thread.join(timeout=10)
+        with pytest.raises(MemoryError, match="camera kernel"):
+            venv.step(actions_for(1, 3)[0])
+    obs, _, _, _, info = venv.step(actions_for(1, 3)[0])  # new render threads
+    assert venv.batch.cameras.workers(venv.batch.worlds) is not workers
+    assert np.array_equal(
+        obs["camera"], venv.batch.cameras.render_batch(venv.batch.worlds, list(info["state"]))
+    )
     venv.close()
-    assert not pool.alive
 
 
 def test_render_threads_of_an_env_never_closed_end_when_it_is_collected(assets, two_threads):
@@ -213,13 +213,13 @@ def test_render_threads_of_an_env_never_closed_end_when_it_is_collected(assets, 
     venv = DrivingVectorEnv(2, assets=assets, **SMALL)
     venv.reset(seed=0)
     venv.step(actions_for(1, 2)[0])
-    pool = venv.batch.cameras.pool()
-    assert pool.alive
+    workers = venv.batch.cameras.workers(venv.batch.worlds)
+    assert workers.alive
     del venv
     gc.collect()
-    for thread in pool._threads:
+    for thread in workers._threads:
         thread.join(timeout=10)
-    assert not pool.alive
+    assert not workers.alive
 
 
 def test_bad_action_batches_raise(assets):

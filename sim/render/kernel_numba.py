@@ -45,6 +45,13 @@ from sim.render.tables import (
 __all__ = [
     "render_numba",
     "render_numba_serial",
+    "serve_slots",
+    "submit_slots",
+    "restart_slots",
+    "stop_slots",
+    "fail_slots",
+    "SEM_BYTES",
+    "CTL_CLAIMED",
     "kernel_tables",
     "cull_table",
     "FOG_EMISSIVE",
@@ -939,6 +946,39 @@ def _restore(zbuf, win, won, n, depth):
         win[p] = -1
 
 
+@numba.njit(cache=True)
+def _scratch(cap, p, tiles, cells, g, nstatic):
+    """One worker's buffers for frames of ``p`` pixels with at most ``cap`` boxes (statics and
+    actors), ``cells`` grid cells, ``g`` ground pixels a camera and ``nstatic`` static boxes."""
+    return (
+        np.empty((cap, L.BOX_FIELDS)),
+        np.empty(cap),
+        np.empty(p),
+        np.empty(p, np.int32),
+        np.empty(p, np.int8),
+        np.empty((cap, 5)),
+        np.empty(24),
+        np.empty(tiles),
+        np.empty((cap, 6)),
+        np.empty(cells, np.int64),
+        np.empty(cells),
+        np.empty(cap, np.int64),
+        np.empty(cells, np.int64),
+        np.empty(p, np.uint64),
+        np.full(2, -1, np.int64),  # pixels won; the camera whose ground the depth buffer holds
+        (np.empty(g, np.int64), np.empty((3, GROUND_CHUNK)), np.empty((3, GROUND_CHUNK), np.uint8)),
+        np.empty((6, p)),
+        np.empty((4, nstatic)),
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _pose(ego):
+    """x, y, z, yaw, cos(yaw), sin(yaw) of one frame's ``ego`` row."""
+    yaw = ego[L.EGO_YAW]
+    return ego[L.EGO_X], ego[L.EGO_Y], ego[L.EGO_Z], yaw, math.cos(yaw), math.sin(yaw)
+
+
 def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, wp, threads):
     """Render frames x cameras into ``out`` (B, C, H, W, 3) uint8; see the module docstring.
 
@@ -957,33 +997,12 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
     jobs = nb * nc
     workers = max(1, min(threads, jobs))
     for worker in prange(workers):  # scratch once per worker, jobs dealt round-robin
-        scr = (
-            np.empty((cap, L.BOX_FIELDS)),
-            np.empty(cap),
-            np.empty(p),
-            np.empty(p, np.int32),
-            np.empty(p, np.int8),
-            np.empty((cap, 5)),
-            np.empty(24),
-            np.empty(tiles),
-            np.empty((cap, 6)),
-            np.empty(cells, np.int64),
-            np.empty(cells),
-            np.empty(cap, np.int64),
-            np.empty(cells, np.int64),
-            np.empty(p, np.uint64),
-            np.full(2, -1, np.int64),  # pixels won; the camera whose ground the depth buffer holds
-            (np.empty(g, np.int64), np.empty((3, GROUND_CHUNK)), np.empty((3, GROUND_CHUNK), np.uint8)),
-            np.empty((6, p)),
-            np.empty((4, statics.shape[0])),
-        )
+        scr = _scratch(cap, p, tiles, cells, g, statics.shape[0])
         for job in range(worker, jobs, workers):
             b, c = job // nc, job % nc
-            yaw = ego[b, L.EGO_YAW]
-            pose = (ego[b, L.EGO_X], ego[b, L.EGO_Y], ego[b, L.EGO_Z], yaw, math.cos(yaw), math.sin(yaw))
             _render_one(
                 out[b, c],
-                pose,
+                _pose(ego[b]),
                 c,
                 tabs,
                 statics,
@@ -1002,3 +1021,128 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
 render_numba = numba.njit(parallel=True, cache=True, nogil=True)(_render_frames)
 #: the same kernel without a thread team, for one job: no wake-up, no spinning workers
 render_numba_serial = numba.njit(cache=True, nogil=True)(_render_frames)
+
+
+# -- render workers: slots drawn as they are submitted, without the GIL -------------------
+
+#: POSIX semaphores, called from compiled code by name (resolved in the process, so the
+#: cached machine code stays valid); ``sync`` holds three ``sem_t`` of SEM_BYTES each:
+#: work (one post per submitted slot), done (one per slot a worker drew), lock (a mutex)
+_sem_wait = types.ExternalFunction("sem_wait", types.int32(types.voidptr))
+_sem_post = types.ExternalFunction("sem_post", types.int32(types.voidptr))
+SEM_BYTES = 64  # room for a sem_t (32 bytes on 64-bit Linux), each at a 64-byte offset
+SEM_WORK, SEM_DONE, SEM_LOCK = 0, 1, 2
+#: ``ctl`` (int64): slots submitted (0..k-1 ready), the next slot to claim, slots claimed by
+#: workers this round, stop
+CTL_SUBMITTED, CTL_NEXT, CTL_CLAIMED, CTL_STOP = 0, 1, 2, 3
+
+
+@_helper
+def _wait(sync, which):
+    while _sem_wait(sync[which * SEM_BYTES :].ctypes.data) != 0:  # EINTR: a signal woke it
+        pass
+
+
+@_helper
+def _post(sync, which):
+    _sem_post(sync[which * SEM_BYTES :].ctypes.data)
+
+
+@_helper
+def _claim(sync, ctl, worker):
+    """The next submitted slot nobody has drawn (its claim counted for a worker), -1 when
+    none is, -2 when the workers are told to stop."""
+    _wait(sync, SEM_LOCK)
+    k = ctl[CTL_NEXT]
+    if ctl[CTL_STOP]:
+        k = -2
+    elif k < ctl[CTL_SUBMITTED]:
+        ctl[CTL_NEXT] = k + 1
+        if worker:
+            ctl[CTL_CLAIMED] += 1
+    else:
+        k = -1
+    _post(sync, SEM_LOCK)
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def submit_slots(sync, ctl, n):
+    """Slots 0..n-1 are packed: hand them out (one work post for each new one)."""
+    _wait(sync, SEM_LOCK)
+    new = n - ctl[CTL_SUBMITTED]
+    ctl[CTL_SUBMITTED] = n
+    _post(sync, SEM_LOCK)
+    for _ in range(new):
+        _post(sync, SEM_WORK)
+
+
+@numba.njit(cache=True, nogil=True)
+def restart_slots(sync, ctl):
+    """A new round: nothing submitted (call only once the last round is collected)."""
+    _wait(sync, SEM_LOCK)
+    ctl[CTL_SUBMITTED] = ctl[CTL_NEXT] = ctl[CTL_CLAIMED] = 0
+    _post(sync, SEM_LOCK)
+
+
+@numba.njit(cache=True, nogil=True)
+def stop_slots(sync, ctl, workers):
+    _wait(sync, SEM_LOCK)
+    ctl[CTL_STOP] = 1
+    _post(sync, SEM_LOCK)
+    for _ in range(workers):
+        _post(sync, SEM_WORK)
+
+
+@numba.njit(cache=True, nogil=True)
+def fail_slots(sync, ctl, n):
+    """A worker failed: stop the others, and post ``n`` done so no caller waits for it."""
+    stop_slots(sync, ctl, 0)
+    for _ in range(n):
+        _post(sync, SEM_DONE)
+
+
+@numba.njit(cache=True, nogil=True)
+def serve_slots(sync, ctl, out, ego, boxes, nbox, sig, tabs, statics, index, tex, wp, worker):
+    """Draw submitted slots: slot k's cameras into ``out[k]`` from ``ego[k]``, its first
+    ``nbox[k]`` boxes of ``boxes[k]`` and ``sig[k]`` (a slot with ``nbox[k] < 0`` was drawn
+    elsewhere: skipped).
+
+    ``worker`` true: a render thread's whole life, waiting for work until stopped (posts
+    done for each slot it claims). False: the caller's end of a round: draw every slot no
+    worker has claimed, then wait until the workers' slots are done.
+    """
+    nc = out.shape[1]
+    p = out.shape[2] * out.shape[3]
+    tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
+    scr = _scratch(
+        statics.shape[0] + boxes.shape[1], p, tiles, index[1].shape[0], tabs[2].shape[1], len(statics)
+    )
+    while True:
+        if worker:
+            _wait(sync, SEM_WORK)
+        k = _claim(sync, ctl, worker)
+        if k == -2 or (k == -1 and not worker):
+            break
+        if k >= 0 and nbox[k] >= 0:
+            for c in range(nc):
+                _render_one(
+                    out[k, c],
+                    _pose(ego[k]),
+                    c,
+                    tabs,
+                    statics,
+                    index,
+                    boxes[k],
+                    0,
+                    nbox[k],
+                    sig[k],
+                    tex,
+                    wp,
+                    scr,
+                )
+        if k >= 0 and worker:
+            _post(sync, SEM_DONE)
+    if not worker:
+        for _ in range(ctl[CTL_CLAIMED]):  # every claim is final now: no slot is left to claim
+            _wait(sync, SEM_DONE)

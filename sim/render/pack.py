@@ -23,7 +23,7 @@ from sim.errors import ConfigError
 from sim.render import layout as L
 from sim.state import ActorType
 
-__all__ = ["Packed", "pack_states", "CAR_RGB", "SHIRT_RGB"]
+__all__ = ["Packed", "pack_states", "pack_into", "CAR_RGB", "SHIRT_RGB"]
 
 CAR_RGB = np.array(
     [
@@ -190,14 +190,7 @@ def pack_states(states, signal_rows: int) -> Packed:
     ego = np.array([(s.ego.x_m, s.ego.y_m, s.ego.z_m, s.ego.yaw_rad) for s in states], np.float64)
     ego = ego.reshape(b, L.EGO_FIELDS)
     if signal_rows:
-        lights = [s.signals.state for s in states]
-        for light in lights:
-            if len(light) != signal_rows:
-                raise ConfigError(
-                    f"the state has {len(light)} signal rows but the scene was built for {signal_rows}; "
-                    "build the StaticScene with this world's signals"
-                )
-        sig = np.array(lights, np.int8).reshape(b, signal_rows)
+        sig = np.array([_lights(s, signal_rows) for s in states], np.int8).reshape(b, signal_rows)
     else:
         sig = np.zeros((b, 0), np.int8)
     actors = [s.actors for s in states]
@@ -212,16 +205,56 @@ def pack_states(states, signal_rows: int) -> Packed:
         yaw = np.concatenate([a.yaw_rad for a in actors])
         half = np.concatenate([a.half_extent_m for a in actors])
         counts = np.array([len(a.id) for a in actors], np.int64)
-    types = np.asarray(types, np.int64)
-    if len(types) and (types.min() < 0 or types.max() >= _TYPES):
-        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
-    ids = np.asarray(ids, np.int64)
-    xyz, yaw, half = (np.asarray(v, np.float64) for v in (xyz, yaw, half))
+    ids, types, xyz, yaw, half = _actor_columns(ids, types, xyz, yaw, half)
     box_off = np.zeros(b + 1, np.int64)
     total = _box_offsets(types, counts, _PART_START, box_off)
     actors = np.empty((total, L.BOX_FIELDS))
     _expand(ids, types, xyz, yaw, half, _PARTS, _PART_START, actors)
     return Packed(ego, actors, box_off, sig)
+
+
+def pack_into(state, k: int, ego: np.ndarray, sig: np.ndarray, boxes: np.ndarray) -> int:
+    """Pack one state into row ``k`` of ``ego`` (B, EGO_FIELDS) and ``sig`` (B, M) and into
+    ``boxes[k]`` (B, capacity, BOX_FIELDS), as :func:`pack_states` packs a frame; returns its
+    box count. When that is more than the capacity, ``boxes[k]`` is left as it was."""
+    e = state.ego
+    ego[k, L.EGO_X], ego[k, L.EGO_Y], ego[k, L.EGO_Z], ego[k, L.EGO_YAW] = e.x_m, e.y_m, e.z_m, e.yaw_rad
+    if sig.shape[1]:
+        sig[k] = _lights(state, sig.shape[1])
+    a = state.actors
+    ids, types, xyz, yaw, half = _actor_columns(a.id, a.type, a.xyz_m, a.yaw_rad, a.half_extent_m)
+    return _expand_fitting(ids, types, xyz, yaw, half, _PARTS, _PART_START, boxes[k])
+
+
+def _lights(state, signal_rows: int):
+    light = state.signals.state
+    if len(light) != signal_rows:
+        raise ConfigError(
+            f"the state has {len(light)} signal rows but the scene was built for {signal_rows}; "
+            "build the StaticScene with this world's signals"
+        )
+    return light
+
+
+def _actor_columns(ids, types, xyz, yaw, half):
+    """The actor arrays as the kernels take them; a type outside ActorType is a ConfigError."""
+    types = np.asarray(types, np.int64)
+    if len(types) and (types.min() < 0 or types.max() >= _TYPES):
+        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
+    ids = np.asarray(ids, np.int64)
+    xyz, yaw, half = (np.asarray(v, np.float64) for v in (xyz, yaw, half))
+    return ids, types, xyz, yaw, half
+
+
+@numba.njit(cache=True, _nrt=False, nogil=True)
+def _expand_fitting(ids, types, xyz, yaw, half, parts, part_start, out):
+    """:func:`_expand` into ``out`` if the boxes fit in it; returns their count either way."""
+    n = 0
+    for a in range(len(ids)):
+        n += part_start[types[a] + 1] - part_start[types[a]]
+    if n <= len(out):
+        _expand(ids, types, xyz, yaw, half, parts, part_start, out)
+    return n
 
 
 @numba.njit(cache=True, _nrt=False)

@@ -167,6 +167,12 @@ class Renderer:
             threads,
         )
 
+    def kernel_args(self) -> tuple:
+        """The numba kernel's per-renderer arguments: (tables, statics, index, ground, weather)."""
+        if self._numba_args is None:
+            raise ConfigError("kernel_args needs the numba backend")
+        return self._numba_args
+
     def _numba_static(self):
         s, g = self.scene, self.ground
         tabs = kernel_tables(self.tables, g.levels)
