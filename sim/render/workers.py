@@ -21,6 +21,7 @@ kernel call's, bit for bit. POSIX unnamed semaphores exist on Linux only:
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 
@@ -50,6 +51,7 @@ def _libc():
     return libc
 
 
+@functools.cache
 def available() -> bool:
     """Whether render workers can run here (POSIX unnamed semaphores: Linux)."""
     if not sys.platform.startswith("linux"):
