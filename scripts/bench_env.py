@@ -1,8 +1,9 @@
 """``loopdrive bench env``: steps per second of the driving env, as JSON.
 
 Random actions (uniform in [-1, 1]) with resets: one :class:`envs.DrivingEnv` for
-``--num-envs 1``, else one :class:`envs.DrivingVectorEnv` of N worlds (every camera in
-one render call per step, NEXT_STEP autoreset). A step counts once per world.
+``--num-envs 1``, else one :class:`envs.DrivingVectorEnv` of N worlds (NEXT_STEP
+autoreset; on the CPU, render threads draw each world's cameras while the next worlds
+step, :mod:`sim.render.workers`). A step counts once per world.
 
 * timed passes: ``--repeat`` passes of ``--steps`` steps after ``--warmup`` steps (numba
   compiles, caches fill); the median rate is reported (the machine may be shared);
@@ -75,7 +76,13 @@ def register_env_bench(subparsers) -> None:
         default=None,
         help="also reset every world after this many steps (default: never; --memory: 1000)",
     )
-    p.add_argument("--render-threads", type=int, default=None, help="numba threads for the camera kernel")
+    p.add_argument(
+        "--render-threads",
+        type=int,
+        default=None,
+        help="numba threads for the camera kernel (the vector env draws on all but one of them while its "
+        "worlds step; 1: one batched call after the last world)",
+    )
     p.set_defaults(func=run_env_bench)
 
 
