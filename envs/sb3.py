@@ -69,16 +69,17 @@ class DrivingSB3VecEnv(VecEnv):
                 self.reset_infos[k] = result.info
             frames.add(k, result.state)
             results.append(result)
-        obs, final_obs = self.batch.observe(results, finals, frames)
         rewards = np.array([r.reward for r in results], dtype=np.float32)
         dones = np.zeros(self.num_envs, dtype=np.bool_)
         infos = [dict(r.info) for r in results]
-        for (k, result), single in zip(finals, final_obs, strict=True):
+        for k, result in finals:
             rewards[k] = result.reward
             dones[k] = True
             infos[k] = dict(result.info)
-            infos[k]["terminal_observation"] = single
             infos[k]["TimeLimit.truncated"] = result.truncated and not result.terminated
+        obs, final_obs = self.batch.observe(results, finals, frames)  # after the rest: cameras last
+        for (k, _), single in zip(finals, final_obs, strict=True):
+            infos[k]["terminal_observation"] = single
         self._actions = None
         return obs, rewards, dones, infos
 

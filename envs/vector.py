@@ -100,15 +100,16 @@ class WorldBatch:
                 frames.add(k, r.state)
         for k, r in extra:
             frames.add_extra(self.worlds[k], r.state)
-        cams, extra_cams = frames.result()
         parts = [r.observation for r in results]
         obs = {
-            "camera": cams,
+            "camera": None,
             "route": np.stack([p["route"] for p in parts]),
             "speed": np.stack([p["speed"] for p in parts]),
             "command": np.array([p["command"] for p in parts], np.int64),
             "command_distance_m": np.stack([p["command_distance_m"] for p in parts]),
         }
+        cams, extra_cams = frames.result()  # last: render threads draw meanwhile
+        obs["camera"] = cams
         singles = [{"camera": cam, **r.observation} for cam, (_, r) in zip(extra_cams, extra, strict=True)]
         for k, r in enumerate(results):
             self.last_obs[k] = {"camera": cams[k], **r.observation}
@@ -226,7 +227,6 @@ class DrivingVectorEnv(VectorEnv):
                     result = self.batch.reset_world(k, None)
             frames.add(k, result.state)
             results.append(result)
-        obs, final_obs = self.batch.observe(results, finals, frames)
         rewards = np.array([r.reward for r in results], dtype=np.float64)
         terminated = np.array([r.terminated for r in results], dtype=np.bool_)
         truncated = np.array([r.truncated for r in results], dtype=np.bool_)
@@ -235,8 +235,9 @@ class DrivingVectorEnv(VectorEnv):
             terminated[[k for k, _ in finals]] = [r.terminated for _, r in finals]
             truncated[[k for k, _ in finals]] = [r.truncated for _, r in finals]
             rewards[[k for k, _ in finals]] = [r.reward for _, r in finals]
-            for (k, result), single in zip(finals, final_obs, strict=True):
-                infos = self._add_info(infos, {"final_obs": single, "final_info": result.info}, k)
+        obs, final_obs = self.batch.observe(results, finals, frames)  # after the rest: cameras last
+        for (k, result), single in zip(finals, final_obs, strict=True):
+            infos = self._add_info(infos, {"final_obs": single, "final_info": result.info}, k)
         if self.autoreset_mode is AutoresetMode.NEXT_STEP:
             self._autoreset = terminated | truncated
         return obs, rewards, terminated, truncated, infos

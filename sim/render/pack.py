@@ -222,8 +222,12 @@ def pack_into(state, k: int, ego: np.ndarray, sig: np.ndarray, boxes: np.ndarray
     if sig.shape[1]:
         sig[k] = _lights(state, sig.shape[1])
     a = state.actors
-    ids, types, xyz, yaw, half = _actor_columns(a.id, a.type, a.xyz_m, a.yaw_rad, a.half_extent_m)
-    return _expand_fitting(ids, types, xyz, yaw, half, _PARTS, _PART_START, boxes[k])
+    f64 = np.float64
+    xyz, yaw, half = np.asarray(a.xyz_m, f64), np.asarray(a.yaw_rad, f64), np.asarray(a.half_extent_m, f64)
+    n = _expand_fitting(np.asarray(a.id, np.int64), a.type, xyz, yaw, half, _PARTS, _PART_START, boxes[k])
+    if n < 0:
+        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
+    return n
 
 
 def _lights(state, signal_rows: int):
@@ -248,10 +252,14 @@ def _actor_columns(ids, types, xyz, yaw, half):
 
 @numba.njit(cache=True, _nrt=False, nogil=True)
 def _expand_fitting(ids, types, xyz, yaw, half, parts, part_start, out):
-    """:func:`_expand` into ``out`` if the boxes fit in it; returns their count either way."""
+    """:func:`_expand` into ``out`` if the boxes fit in it; returns their count either way
+    (-1 for a type outside ActorType)."""
     n = 0
     for a in range(len(ids)):
-        n += part_start[types[a] + 1] - part_start[types[a]]
+        t = types[a]
+        if t < 0 or t >= len(part_start) - 1:
+            return -1
+        n += part_start[t + 1] - part_start[t]
     if n <= len(out):
         _expand(ids, types, xyz, yaw, half, parts, part_start, out)
     return n
