@@ -13,14 +13,11 @@ import argparse
 import os
 import resource
 import time
-from pathlib import Path
 
-from scripts.common import print_bench
+from scripts.common import default_bench_map, print_bench
 from sim.errors import LoopdriveError
 
 __all__ = ["register"]
-
-DEFAULT_MAP = Path(__file__).resolve().parents[2] / "shared" / "maps" / "carla" / "Town03.xodr"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +29,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         description="ticks per second of the embedded world (no rendering)",
     )
     world.add_argument(
-        "--map", default=None, help=f"map to run on (default: {DEFAULT_MAP} when present, else generated:0)"
+        "--map",
+        default=None,
+        help="map to run on (default: Town03 from the shared folder, $LOOPDRIVE_SHARED or ../shared, "
+        "when present, else generated:0)",
     )
     world.add_argument("--vehicles", type=int, default=30, help="NPC vehicles (default: 30)")
     world.add_argument("--walkers", type=int, default=20, help="walkers (default: 20)")
@@ -71,7 +71,7 @@ def run_world(args: argparse.Namespace) -> int:
 
     if args.ticks <= 0 or args.repeat <= 0 or args.vehicles < 0 or args.walkers < 0:
         raise LoopdriveError("bench world: --ticks and --repeat must be positive, counts >= 0")
-    map_spec = args.map or (str(DEFAULT_MAP) if DEFAULT_MAP.exists() else "generated:0")
+    map_spec = args.map or default_bench_map()
     traffic = TrafficConfig(vehicle_count=args.vehicles, walker_count=args.walkers)
     scenario = Scenario(map=map_spec, route=RouteRequest(random_length_m=5000.0), traffic=traffic)
     backend = EmbeddedBackend()

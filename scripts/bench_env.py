@@ -26,14 +26,12 @@ import resource
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 
-from scripts.common import print_bench
+from scripts.common import default_bench_map, print_bench
 from sim.errors import LoopdriveError
 
 __all__ = ["register_env_bench", "run_env_bench", "camera_size"]
 
-DEFAULT_MAP = Path(__file__).resolve().parents[2] / "shared" / "maps" / "carla" / "Town03.xodr"
 _PAGE_MB = resource.getpagesize() / 2**20
 
 
@@ -63,7 +61,8 @@ def register_env_bench(subparsers) -> None:
     p.add_argument(
         "--map",
         default=None,
-        help=f"map (default {DEFAULT_MAP.name} from ../shared when present, else generated:0)",
+        help="map (default: Town03 from the shared folder, $LOOPDRIVE_SHARED or ../shared, when present, "
+        "else generated:0)",
     )
     p.add_argument("--seed", type=int, default=0, help="reset seed (default 0)")
     p.add_argument("--repeat", type=int, default=3, help="timed passes; the median is reported (default 3)")
@@ -189,7 +188,7 @@ def _config(args: argparse.Namespace):
 
     width, height = camera_size(args.camera)
     vehicles = round(args.actors * 3 / 5)
-    map_spec = args.map or (str(DEFAULT_MAP) if DEFAULT_MAP.exists() else "generated:0")
+    map_spec = args.map or default_bench_map()
     return DrivingEnvConfig(
         map=map_spec,
         rig=args.rig,

@@ -15,6 +15,15 @@ def add_map_argument(parser: argparse.ArgumentParser, *, flag: bool = False, nar
         parser.add_argument("map", metavar="MAP", nargs=nargs, help=MAP_HELP)
 
 
+def default_bench_map() -> str:
+    """The benchmarks' map: CARLA's Town03 from the shared folder (``$LOOPDRIVE_SHARED``,
+    else ``../shared``) when present, else ``generated:0``."""
+    from sim.maps import shared_dir
+
+    town03 = shared_dir() / "maps" / "carla" / "Town03.xodr"
+    return str(town03) if town03.is_file() else "generated:0"
+
+
 def print_bench(result: dict) -> None:
     """Print a benchmark's JSON with the machine's 1-minute load average at its end:
     figures taken beside other work are lower, and this says so."""
