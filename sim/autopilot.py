@@ -201,6 +201,7 @@ class Autopilot:
     def reset(self) -> None:
         self._rows_for: object = None
         self._rows: list[tuple[int, list[int]]] = []
+        self._lines_ahead: dict[int, list[tuple[int, int]]] = {}  # see _stop_lines_ahead
         self._hint = 0
         self._s_now = 0.0
         self._served: set[int] = set()
@@ -246,7 +247,22 @@ class Autopilot:
                 for r, k in enumerate(signals.lanes)
                 if tuple(k) in self._stop_index
             ]
+            self._lines_ahead = {}
         return self._rows
+
+    def _stop_lines_ahead(self, signals, i: int) -> list[tuple[int, int]]:
+        """(signal row, stop-line index) of each row's first stop line not yet passed at
+        route point i (index >= i - 1), nearest first; worked out once per route point."""
+        rows = self._route_rows(signals)
+        ahead = self._lines_ahead.get(i)
+        if ahead is None:
+            firsts = []
+            for row, lines in rows:
+                k = bisect_left(lines, i - 1)
+                if k < len(lines):
+                    firsts.append((lines[k], row))
+            ahead = self._lines_ahead[i] = [(row, line_i) for line_i, row in sorted(firsts)]
+        return ahead
 
     # -- runtime --------------------------------------------------------------------
 
@@ -391,14 +407,10 @@ class Autopilot:
         v = state.ego.speed_mps
         horizon = self._horizon_m(v)
         best = math.inf
-        for row, lines in self._route_rows(signals):
-            k = bisect_left(lines, i - 1)  # the first of the row's stop lines not yet passed
-            if k == len(lines):
-                continue
-            line_i = lines[k]
+        for row, line_i in self._stop_lines_ahead(signals, i):
             dist = (self._s_list[line_i] - self._s_now) - 0.5 * self.vehicle.length_m
             if dist > horizon:
-                continue
+                break  # nearest first: the rest lie beyond the horizon too
             st = int(signals.state[row])
             if self._must_stop(st, dist, v, line_i):
                 # at a stop sign the front bumper stops ~1 m before the line, in the stop zone

@@ -278,6 +278,27 @@ def _route_claim(i, s, jl, junction_start, entry_row, states, half_len, speed):
 
 
 @numba.njit(cache=True)
+def _ego_on_route(
+    xyz, hint, s, lane, lane_s, jl, junction_start, entry_row, states, cx, cy, yaw, speed, half_len, half_wid
+):
+    """The route part of :meth:`EmbeddedBackend._ego_on_lanes` in one call: the route point
+    i nearest the ego's centre (:func:`_nearest_route_point` from ``hint``), its distance,
+    the ego's vector (height from point i) and its junction claim. Within 3 m of the route
+    the vector's lane and s are point i's and the claim :func:`_route_claim`'s; farther
+    off, lane -1 and no claim (the caller looks for the lane under the ego)."""
+    i, dist = _nearest_route_point(xyz, hint, cx, cy)
+    vec = np.empty(11)
+    vec[0], vec[1], vec[2], vec[3], vec[4], vec[5] = -1.0, 0.0, half_len, speed, cx, cy
+    vec[6], vec[7], vec[8], vec[9], vec[10] = yaw, half_wid, xyz[i, 2], -1.0, 0.0
+    if dist > 3.0:
+        claim = np.full(6, -1, np.int64)
+    else:
+        vec[0], vec[1] = lane[i], lane_s[i]
+        claim = _route_claim(i, s, jl, junction_start, entry_row, states, half_len, speed)
+    return i, dist, vec, claim
+
+
+@numba.njit(cache=True)
 def _vehicles_and_ego(x, y, speed, half_len, ex, ey, e_speed, e_half_len):
     """(4, N+1): the NPCs' x, y, speed and half length, then the ego's."""
     n = x.shape[0]
@@ -566,11 +587,6 @@ class EmbeddedBackend(Backend):
         """The ego's height: the route's at its nearest route point (the ego drives on it)."""
         return float(self.route.xyz_m[self._hint, 2])
 
-    def _locate_on_route(self, x: float, y: float) -> tuple[int, float]:
-        i, dist = _nearest_route_point(self.route.xyz_m, self._hint, x, y)
-        self._hint = i
-        return i, dist
-
     def _ego_on_lanes(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ego as traffic sees it, and its junction claim.
 
@@ -582,20 +598,18 @@ class EmbeddedBackend(Backend):
         e, ri = self._ego, self._route_index
         cx, cy = e.centre()
         yaw = float(e.yaw[0])
-        i, dist = self._locate_on_route(cx, cy)
         half_len, half_wid = 0.5 * e.params.length_m, 0.5 * e.params.width_m
-        vec = np.array([-1.0, 0.0, half_len, e.speed[0], cx, cy, yaw, half_wid, self._ego_z(), -1.0, 0.0])
+        i, dist, vec, claim = _ego_on_route(
+            self.route.xyz_m, self._hint, self.route.s_m, ri.lane, ri.lane_s, ri.jl, ri.junction_start,
+            self._entry_row, states, cx, cy, yaw, float(e.speed[0]), half_len, half_wid,
+        )  # fmt: skip
+        self._hint = i
         if dist > 3.0:  # off the route: place it on whatever lane it is on
-            claim = np.full(6, -1, np.int64)
             pos = self.road_map.lane_at(cx, cy, yaw_rad=yaw)
             if pos is not None:
                 lane = self.assets.table.index[pos.key]
                 vec[0], vec[1] = lane, pos.s_m
                 claim[0] = self.assets.junction_lanes.jl_index[lane]
-        else:
-            vec[0], vec[1] = ri.lane[i], ri.lane_s[i]
-            s = self.route.s_m
-            claim = _route_claim(i, s, ri.jl, ri.junction_start, self._entry_row, states, half_len, vec[3])
         if dist > 0.5 or self._changing_lane[i]:  # off the lane centre: what is under the front?
             fx, fy = cx + half_len * math.cos(yaw), cy + half_len * math.sin(yaw)
             pos = self.assets.road_map.lane_at(fx, fy, yaw_rad=yaw)

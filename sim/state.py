@@ -77,11 +77,13 @@ class Control:
     accel: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("steer", "accel"):
-            value = float(getattr(self, name))
-            if not math.isfinite(value):
-                raise ValueError(f"Control.{name} must be a finite number, got {value!r}")
-            object.__setattr__(self, name, min(1.0, max(-1.0, value)))
+        # unrolled (two controls a step): the clip keeps values inside [-1, 1] as they are
+        steer, accel = float(self.steer), float(self.accel)
+        if not (math.isfinite(steer) and math.isfinite(accel)):
+            name, value = ("accel", accel) if math.isfinite(steer) else ("steer", steer)
+            raise ValueError(f"Control.{name} must be a finite number, got {value!r}")
+        object.__setattr__(self, "steer", steer if -1.0 <= steer <= 1.0 else (1.0 if steer > 1.0 else -1.0))
+        object.__setattr__(self, "accel", accel if -1.0 <= accel <= 1.0 else (1.0 if accel > 1.0 else -1.0))
 
     @classmethod
     def from_array(cls, action) -> Control:
