@@ -52,6 +52,7 @@ __all__ = [
     "fail_slots",
     "SEM_BYTES",
     "CTL_CLAIMED",
+    "SEM_LOCK",
     "kernel_tables",
     "cull_table",
     "FOG_EMISSIVE",

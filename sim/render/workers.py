@@ -31,6 +31,7 @@ from sim.render import layout as L
 from sim.render.kernel_numba import (
     CTL_CLAIMED,
     SEM_BYTES,
+    SEM_LOCK,
     fail_slots,
     restart_slots,
     serve_slots,
@@ -79,10 +80,10 @@ class RenderWorkers:
         self.nbox = np.full(slots, -1, np.int64)
         self.error: BaseException | None = None
         self._ctl = np.zeros(4, np.int64)
-        self._sync = np.zeros(_SEMAPHORES * SEM_BYTES, np.uint8)
+        self._sync = np.zeros(_SEMAPHORES * SEM_BYTES // 8, np.int64).view(np.uint8)  # 8-byte aligned
         self._libc = _libc()
         for i in range(_SEMAPHORES):
-            initial = 1 if i == _SEMAPHORES - 1 else 0  # the lock starts free
+            initial = 1 if i == SEM_LOCK else 0  # the lock starts free
             if self._libc.sem_init(self._sync.ctypes.data + i * SEM_BYTES, 0, initial) != 0:
                 raise OSError(ctypes.get_errno(), "sem_init failed for the render workers")
         self._added = 0
