@@ -81,6 +81,9 @@ MIN_WIDTH_PX = 0.3
 #: a candidate's material once its lamp state is resolved for the frame: glows in its colour
 MAT_EMISSIVE = 10
 TILE_PX = L.TILE_PX
+#: the tiles under a box are brought up to date once it took this many pixels: fewer rarely lower
+#: a tile's farthest depth, and a tile left farther only culls less (the pixels come out the same)
+TILE_UPDATE_PX = TILE_PX * TILE_PX // 2
 #: ground pixels coloured at a time (their scratch stays in the first-level cache)
 GROUND_CHUNK = 256
 _HL_X, _HL_Y, _HL_Z = HEADLIGHT_XYZ_M
@@ -533,7 +536,7 @@ def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
     ray_xs, ray_ys, rz_inv = rays[0], rays[1], rays[3]
     ox, oy, oz = o
     hx, hy, hz = half
-    wrote = False
+    taken = 0
     for r in range(r0, r1 + 1):
         for c in range(c0, c1 + 1):
             p = np.uint64(r * w + c)
@@ -553,9 +556,10 @@ def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
                 zbuf[p] = tmin
                 win[p] = j
                 wface[p] = face
-                wrote = True
-    if wrote:
+                taken += 1
+    if taken >= TILE_UPDATE_PX:
         _update_tiles(tz, zbuf, r0, r1, c0, c1, w, h)
+    if taken > 0:
         _face_lights(cb, j, wp, flight)
         local = bufs[4]  # the colouring recomputes hit points on walls from these (the same numbers)
         local[j, 0], local[j, 1], local[j, 2], local[j, 3], local[j, 4] = ox, oy, oz, cp, sp
