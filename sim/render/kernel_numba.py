@@ -392,39 +392,86 @@ def _consider(boxes, i, pose, view, tz, sig_row, lamps_on, cb, cd, n):
     return _admit(boxes, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n)
 
 
+@numba.njit(cache=True, inline="always")
+def _cull_test(x, y, zc, radius, width2, lod_px, radius2, pose, mount, planes, focal, far):
+    """The tests of :func:`_consider` before the tiles' (frustum, far, width, level of detail) for a
+    box at world ``x, y`` and centre height ``zc`` (``width2`` twice its smaller half width,
+    ``radius2`` twice its radius), free of branches: its camera-relative ego-frame centre and its
+    distance, or -1 for the distance where a test fails (the same numbers as :func:`_consider`)."""
+    dx, dy = x - pose[0], y - pose[1]
+    vx, vy = pose[4] * dx + pose[5] * dy - mount[0], -pose[5] * dx + pose[4] * dy - mount[1]
+    vz = zc - pose[2] - mount[2]
+    r2 = vx * vx + vy * vy + vz * vz
+    ok = not (r2 > (far + radius) * (far + radius))
+    for k in range(4):
+        ok = ok and not (planes[k][0] * vx + planes[k][1] * vy + planes[k][2] * vz < -radius)
+    dist = math.sqrt(r2)
+    ok = ok and not (width2 * focal < MIN_WIDTH_PX * dist)
+    ok = ok and not (radius2 * focal < lod_px * dist)
+    return vx, vy, vz, dist if ok else -1.0
+
+
 @_pixels
 def _cull(cull, a, n, pose, view, out):
-    """The tests of :func:`_consider` before the tiles' (frustum, far, width, level of detail) for
-    static boxes ``a:a + n``, branch-free so the compiler vectorises them: ``out`` (4, S) gets each
-    box's camera-relative ego-frame centre and its distance, or -1 where a test fails.
+    """:func:`_cull_test` of static boxes ``a:a + n`` into ``out`` (4, S): each box's camera-relative
+    centre and distance (-1: culled). Free of branches, so the compiler vectorises it.
 
     ``cull`` (7, S): world x, y, centre z, radius, twice the smaller half width, level-of-detail
     pixels and twice the radius of every static box (the same numbers :func:`_consider` forms).
     """
     mount, planes, axes, focal, far, w, h = view
-    px, py, pz, ce, se = pose[0], pose[1], pose[2], pose[4], pose[5]
-    mx, my, mz = mount[0], mount[1], mount[2]
-    a0, a1, a2 = planes[0, 0], planes[0, 1], planes[0, 2]
-    b0, b1, b2 = planes[1, 0], planes[1, 1], planes[1, 2]
-    c0, c1, c2 = planes[2, 0], planes[2, 1], planes[2, 2]
-    d0, d1, d2 = planes[3, 0], planes[3, 1], planes[3, 2]
+    mnt = (mount[0], mount[1], mount[2])
+    pl = (
+        (planes[0, 0], planes[0, 1], planes[0, 2]),
+        (planes[1, 0], planes[1, 1], planes[1, 2]),
+        (planes[2, 0], planes[2, 1], planes[2, 2]),
+        (planes[3, 0], planes[3, 1], planes[3, 2]),
+    )
     for k in range(n):
         i = _at(a, k)
-        dx, dy = cull[0, i] - px, cull[1, i] - py
-        vx, vy = ce * dx + se * dy - mx, -se * dx + ce * dy - my
-        vz = cull[2, i] - pz - mz
-        radius = cull[3, i]
-        r2 = vx * vx + vy * vy + vz * vz
-        ok = not (r2 > (far + radius) * (far + radius))
-        ok = ok and not (a0 * vx + a1 * vy + a2 * vz < -radius)
-        ok = ok and not (b0 * vx + b1 * vy + b2 * vz < -radius)
-        ok = ok and not (c0 * vx + c1 * vy + c2 * vz < -radius)
-        ok = ok and not (d0 * vx + d1 * vy + d2 * vz < -radius)
-        dist = math.sqrt(r2)
-        ok = ok and not (cull[4, i] * focal < MIN_WIDTH_PX * dist)
-        ok = ok and not (cull[6, i] * focal < cull[5, i] * dist)
-        out[0, i], out[1, i], out[2, i] = vx, vy, vz
-        out[3, i] = dist if ok else -1.0
+        out[0, i], out[1, i], out[2, i], out[3, i] = _cull_test(
+            cull[0, i],
+            cull[1, i],
+            cull[2, i],
+            cull[3, i],
+            cull[4, i],
+            cull[5, i],
+            cull[6, i],
+            pose,
+            mnt,
+            pl,
+            focal,
+            far,
+        )
+
+
+@_pixels
+def _cull_boxes(boxes, a, n, pose, view, out):
+    """:func:`_cull_test` of boxes ``a:a + n`` of a (B, BOX_FIELDS) array into ``out[:, :n]``."""
+    mount, planes, axes, focal, far, w, h = view
+    mnt = (mount[0], mount[1], mount[2])
+    pl = (
+        (planes[0, 0], planes[0, 1], planes[0, 2]),
+        (planes[1, 0], planes[1, 1], planes[1, 2]),
+        (planes[2, 0], planes[2, 1], planes[2, 2]),
+        (planes[3, 0], planes[3, 1], planes[3, 2]),
+    )
+    for k in range(n):
+        b = boxes[_at(a, k)]
+        out[0, k], out[1, k], out[2, k], out[3, k] = _cull_test(
+            b[L.X],
+            b[L.Y],
+            b[L.Z] + b[L.HZ],
+            b[L.RADIUS],
+            2.0 * min(b[L.HX], b[L.HY]),
+            b[L.LOD_PX],
+            2.0 * b[L.RADIUS],
+            pose,
+            mnt,
+            pl,
+            focal,
+            far,
+        )
 
 
 # -- drawing -----------------------------------------------------------------------------
@@ -928,8 +975,13 @@ def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex
     nwon[0] = 0
     lamps_on = wp[L.W_LAMPS_ON] > 0.5
     n = 0
-    for i in range(a0, a1):  # actors first: they are near and hide what is behind them
-        n = _consider(actors, i, pose, view, tz, sig_row, lamps_on, cb, cd, n)
+    _cull_boxes(
+        actors, a0, a1 - a0, pose, view, culled
+    )  # actors first: they are near and hide what is behind
+    for k in range(a1 - a0):
+        if culled[3, k] >= 0.0:
+            vx, vy, vz, dist = culled[0, k], culled[1, k], culled[2, k], culled[3, k]
+            n = _admit(actors, a0 + k, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n)
     _draw_sorted(cb, cd, 0, n, pose, view, rays[c], bufs, scratch, wp)
     _draw_statics(statics, index, cb, cd, n, cells, cell_d, pose, view, rays[c], bufs, scratch, sig_row, wp)
     _ground_texels(pose, gstart[c], gtab[c], tex, gscr[0])
@@ -952,9 +1004,10 @@ def _restore(zbuf, win, won, n, depth):
 
 
 @numba.njit(cache=True)
-def _scratch(cap, p, tiles, cells, g, nstatic):
+def _scratch(cap, p, tiles, cells, g, ncull):
     """One worker's buffers for frames of ``p`` pixels with at most ``cap`` boxes (statics and
-    actors), ``cells`` grid cells, ``g`` ground pixels a camera and ``nstatic`` static boxes."""
+    actors), ``cells`` grid cells, ``g`` ground pixels a camera, and ``ncull`` boxes culled at
+    once (the more of the statics and a frame's actors)."""
     return (
         np.empty((cap, L.BOX_FIELDS)),
         np.empty(cap),
@@ -973,7 +1026,7 @@ def _scratch(cap, p, tiles, cells, g, nstatic):
         np.full(2, -1, np.int64),  # pixels won; the camera whose ground the depth buffer holds
         (np.empty(g, np.int64), np.empty((3, GROUND_CHUNK)), np.empty((3, GROUND_CHUNK), np.uint8)),
         np.empty((6, p)),
-        np.empty((4, nstatic)),
+        np.empty((4, ncull)),
     )
 
 
@@ -1002,7 +1055,7 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
     jobs = nb * nc
     workers = max(1, min(threads, jobs))
     for worker in prange(workers):  # scratch once per worker, jobs dealt round-robin
-        scr = _scratch(cap, p, tiles, cells, g, statics.shape[0])
+        scr = _scratch(cap, p, tiles, cells, g, max(statics.shape[0], actors.shape[0]))
         for job in range(worker, jobs, workers):
             b, c = job // nc, job % nc
             _render_one(
@@ -1136,9 +1189,8 @@ def serve_slots(sync, ctl, out, ego, boxes, nbox, sig, tabs, statics, index, tex
     nc = out.shape[1]
     p = out.shape[2] * out.shape[3]
     tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
-    scr = _scratch(
-        statics.shape[0] + boxes.shape[1], p, tiles, index[1].shape[0], tabs[2].shape[1], len(statics)
-    )
+    cap = statics.shape[0] + boxes.shape[1]
+    scr = _scratch(cap, p, tiles, index[1].shape[0], tabs[2].shape[1], max(statics.shape[0], boxes.shape[1]))
     while True:
         if worker:
             _wait_polling(sync, SEM_WORK)
