@@ -3,8 +3,8 @@
 Per (frame, camera), in this order (the torch path, :mod:`sim.render.kernel_torch`,
 does the same math batched):
 
-1. the depth buffer starts at each pixel's ground distance (infinite where the pixel
-   shows the background), and a coarse buffer keeps the farthest depth of each
+1. the depth buffer holds each pixel's ground distance (infinite where the pixel
+   shows the background), and a coarse buffer the farthest depth of each
    ``TILE_PX`` square tile;
 2. actor boxes, then static boxes grid cell by grid cell, near cells first: a box (or
    a whole cell) is skipped when its bounding sphere is beyond ``far_m``, outside
@@ -12,12 +12,20 @@ does the same math batched):
    behind every tile it may cover; otherwise it is ray-tested (exact slab test in
    the box's own frame) at each pixel of its screen rectangle whose depth is still
    beyond the box's nearest possible point, and a nearer hit takes the pixel (depth,
-   box, face, hit point);
-3. one colouring pass: the winning box's surface (material, sun on the face,
-   headlights, fog), else the ground (mip-level texel, precomputed light and fog),
-   else the background.
+   box, face);
+3. colouring: the background everywhere, then the pixels boxes took (listed while
+   drawing): the box's surface (material, sun on the face, headlights, fog), then
+   the ground pixels no box took (mip-level texel, precomputed light and fog);
+4. the pixels boxes took get their ground depth back: the buffers are ready for the
+   camera's next frame without a pass over every pixel.
 
-Everything is float64. Hot loops call only scalar helpers (numba inlines those; an
+Everything is float64, and the images are the same, bit for bit, as evaluating these
+formulas pixel by pixel. The speed comes from doing less and waiting less, never from
+other arithmetic: loops over contiguous tables that the compiler vectorises (culling,
+texel indices, ground colour, fog and headlights), unsigned indices (no negative-index
+check per access), no branches where they would be mispredicted, the frame's texels
+prefetched, and a cheaper ``exp`` whose result is only used where it cannot change a
+byte (:func:`_unsure`). Hot loops call only scalar helpers (numba inlines those; an
 inlined helper that takes arrays costs reference counting on every pixel).
 """
 
@@ -90,6 +98,8 @@ _HL_X, _HL_Y, _HL_Z = HEADLIGHT_XYZ_M
 _HL_C, _HL_S = math.cos(HEADLIGHT_TILT_RAD), math.sin(HEADLIGHT_TILT_RAD)
 _POOL_R2 = POOL_RADIUS_M * POOL_RADIUS_M
 _BBOX_NEAR = 1e-3
+#: 1 / k! for k = 0..11: the Taylor coefficients of :func:`_exp_neg`
+_EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(12))
 _EDGES = np.array(
     [[0, 1], [2, 3], [4, 5], [6, 7], [0, 2], [1, 3], [4, 6], [5, 7], [0, 4], [1, 5], [2, 6], [3, 7]]
 )
@@ -116,14 +126,12 @@ def _prefetch(typingctx, arr, idx):
         aryty, idxty = sig.args
         ary = context.make_array(aryty)(context, builder, args[0])
         ind = context.cast(builder, args[1], idxty, types.intp)
-        item = cgutils.get_item_pointer(context, builder, aryty, ary, [ind])
-        ptr = builder.bitcast(item, cgutils.voidptr_t)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [ind])
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(
-            fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
-        )  # read, keep, data
+        read, keep, data = (ir.Constant(i32, v) for v in (0, 3, 1))
+        builder.call(fn, [builder.bitcast(ptr, cgutils.voidptr_t), read, keep, data])
         return context.get_dummy_value()
 
     return types.void(arr, idx), codegen
@@ -167,38 +175,9 @@ def _exp_neg(x):
     colour byte (:func:`_unsure`). Measured over 4M arguments: at most 1.4e-14 off.
     """
     y = max(x, -32.0) * 0.0078125
-    e = 1.0 + y * (
-        1.0
-        + y
-        * (
-            0.5
-            + y
-            * (
-                1.0 / 6.0
-                + y
-                * (
-                    1.0 / 24.0
-                    + y
-                    * (
-                        1.0 / 120.0
-                        + y
-                        * (
-                            1.0 / 720.0
-                            + y
-                            * (
-                                1.0 / 5040.0
-                                + y
-                                * (
-                                    1.0 / 40320.0
-                                    + y * (1.0 / 362880.0 + y * (1.0 / 3628800.0 + y * (1.0 / 39916800.0)))
-                                )
-                            )
-                        )
-                    )
-                )
-            )
-        )
-    )
+    e = _EXP_TAYLOR[11]
+    for k in range(10, -1, -1):  # Horner
+        e = _EXP_TAYLOR[k] + y * e
     for _ in range(7):
         e = e * e
     return e if x >= -32.0 else 0.0
@@ -254,20 +233,18 @@ def _pixel_range(lo, hi, centre, focal, n):
 
 
 @numba.njit(cache=True, inline="always")
-def _slab_axis(o, d, half, axis, tmin, tmax, face):
-    da = d if abs(d) >= 1e-12 else 1e-12
-    return _slab_axis_inv(o, 1.0 / da, half, axis, tmin, tmax, face)
-
-
-@numba.njit(cache=True, inline="always")
-def _slab(ox, oy, oz, dx, dy, dz, hx, hy, hz):
-    """Entry distance and face of a box-local ray into the box [-h, h], or (inf, -1)."""
-    tmin, tmax, face = _slab_axis(ox, dx, hx, 0, -np.inf, np.inf, -1)
-    tmin, tmax, face = _slab_axis(oy, dy, hy, 1, tmin, tmax, face)
-    tmin, tmax, face = _slab_axis(oz, dz, hz, 2, tmin, tmax, face)
-    if tmin <= tmax and tmin > L.NEAR_M:
-        return tmin, face
-    return np.inf, -1
+def _slab_axis(o, inv, half, axis, tmin, tmax, face):
+    """One axis of the slab test of a box-local ray (origin ``o``, ``inv`` = 1 / its direction,
+    the direction clamped to at least 1e-12 in size) into the box [-half, half]: the entry and exit
+    distances so far and the face entered (+x, -x, +y, -y, top, bottom)."""
+    t1 = (-half - o) * inv
+    t2 = (half - o) * inv
+    if t1 > t2:
+        t1, t2 = t2, t1
+    if t1 > tmin:
+        tmin = t1
+        face = 2 * axis + (1 if inv > 0.0 else 0)
+    return tmin, min(tmax, t2), face
 
 
 # -- culling -----------------------------------------------------------------------------
@@ -319,15 +296,15 @@ def _sphere_occluded(vx, vy, vz, radius, mind, axes, focal, tz, w, h):
 def _update_tiles(tz, zbuf, r0, r1, c0, c1, w, h):
     """Recompute the farthest depth of the tiles under the rectangle.
 
-    Row by row: a whole tile's row of ``TILE_PX`` depths is reduced by a tree of ``max`` (the
-    compiler turns it into vector instructions; the order does not change the maximum).
+    A whole tile's row of 8 depths is reduced by a tree of ``max`` (shorter chains than a running
+    maximum; the order does not change the maximum).
     """
     for tr in range(r0 // TILE_PX, r1 // TILE_PX + 1):
         ra, rb = tr * TILE_PX, min(h, (tr + 1) * TILE_PX)
         for tc in range(c0 // TILE_PX, c1 // TILE_PX + 1):
             ca, cb = tc * TILE_PX, min(w, (tc + 1) * TILE_PX)
             m = 0.0
-            if cb - ca == 8 and TILE_PX == 8:
+            if cb - ca == 8:
                 for r in range(ra, rb):
                     q = np.uint64(r * w + ca)
                     m4 = max(max(zbuf[q], zbuf[q + 1]), max(zbuf[q + 2], zbuf[q + 3]))
@@ -374,30 +351,13 @@ def _admit(boxes, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n):
     return n + 1
 
 
-@_helper
-def _consider(boxes, i, pose, view, tz, sig_row, lamps_on, cb, cd, n):
-    """Copy box ``i`` into the candidates if it may show; returns the new candidate count."""
-    mount, planes, axes, focal, far, w, h = view
-    ex, ey = _to_ego(boxes[i, L.X], boxes[i, L.Y], pose)
-    vx, vy = ex - mount[0], ey - mount[1]
-    vz = boxes[i, L.Z] + boxes[i, L.HZ] - pose[2] - mount[2]
-    radius = boxes[i, L.RADIUS]
-    if not _sphere_visible(vx, vy, vz, radius, planes, far):
-        return n
-    dist = math.sqrt(vx * vx + vy * vy + vz * vz)
-    if 2.0 * min(boxes[i, L.HX], boxes[i, L.HY]) * focal < MIN_WIDTH_PX * dist:
-        return n
-    if 2.0 * radius * focal < boxes[i, L.LOD_PX] * dist:
-        return n
-    return _admit(boxes, i, vx, vy, vz, dist, view, tz, sig_row, lamps_on, cb, cd, n)
-
-
 @numba.njit(cache=True, inline="always")
 def _cull_test(x, y, zc, radius, width2, lod_px, radius2, pose, mount, planes, focal, far):
-    """The tests of :func:`_consider` before the tiles' (frustum, far, width, level of detail) for a
-    box at world ``x, y`` and centre height ``zc`` (``width2`` twice its smaller half width,
-    ``radius2`` twice its radius), free of branches: its camera-relative ego-frame centre and its
-    distance, or -1 for the distance where a test fails (the same numbers as :func:`_consider`)."""
+    """Whether a box at world ``x, y`` and centre height ``zc`` (``width2`` twice its smaller half
+    width, ``radius2`` twice its radius) may show: its bounding sphere within ``far`` and the
+    frustum's side planes, the box wide enough on screen (``MIN_WIDTH_PX``, ``lod_px``). Free of
+    branches: its camera-relative ego-frame centre and its distance, or -1 for the distance where
+    a test fails."""
     dx, dy = x - pose[0], y - pose[1]
     vx, vy = pose[4] * dx + pose[5] * dy - mount[0], -pose[5] * dx + pose[4] * dy - mount[1]
     vz = zc - pose[2] - mount[2]
@@ -411,61 +371,52 @@ def _cull_test(x, y, zc, radius, width2, lod_px, radius2, pose, mount, planes, f
     return vx, vy, vz, dist if ok else -1.0
 
 
+@numba.njit(cache=True, inline="always")
+def _cull_view(view):
+    """The mount and the side planes of ``view`` as tuples of numbers (they stay in registers)."""
+    mount, planes, axes, focal, far, w, h = view
+    pl = (
+        (planes[0, 0], planes[0, 1], planes[0, 2]),
+        (planes[1, 0], planes[1, 1], planes[1, 2]),
+        (planes[2, 0], planes[2, 1], planes[2, 2]),
+        (planes[3, 0], planes[3, 1], planes[3, 2]),
+    )
+    return (mount[0], mount[1], mount[2]), pl, focal, far
+
+
 @_pixels
 def _cull(cull, a, n, pose, view, out):
     """:func:`_cull_test` of static boxes ``a:a + n`` into ``out`` (4, S): each box's camera-relative
     centre and distance (-1: culled). Free of branches, so the compiler vectorises it.
 
     ``cull`` (7, S): world x, y, centre z, radius, twice the smaller half width, level-of-detail
-    pixels and twice the radius of every static box (the same numbers :func:`_consider` forms).
+    pixels and twice the radius of every static box (:func:`cull_table`).
     """
-    mount, planes, axes, focal, far, w, h = view
-    mnt = (mount[0], mount[1], mount[2])
-    pl = (
-        (planes[0, 0], planes[0, 1], planes[0, 2]),
-        (planes[1, 0], planes[1, 1], planes[1, 2]),
-        (planes[2, 0], planes[2, 1], planes[2, 2]),
-        (planes[3, 0], planes[3, 1], planes[3, 2]),
-    )
+    mnt, pl, focal, far = _cull_view(view)
     for k in range(n):
         i = _at(a, k)
+        x, y, zc, radius = cull[0, i], cull[1, i], cull[2, i], cull[3, i]
+        width2, lod_px, radius2 = cull[4, i], cull[5, i], cull[6, i]
         out[0, i], out[1, i], out[2, i], out[3, i] = _cull_test(
-            cull[0, i],
-            cull[1, i],
-            cull[2, i],
-            cull[3, i],
-            cull[4, i],
-            cull[5, i],
-            cull[6, i],
-            pose,
-            mnt,
-            pl,
-            focal,
-            far,
+            x, y, zc, radius, width2, lod_px, radius2, pose, mnt, pl, focal, far
         )
 
 
 @_pixels
 def _cull_boxes(boxes, a, n, pose, view, out):
     """:func:`_cull_test` of boxes ``a:a + n`` of a (B, BOX_FIELDS) array into ``out[:, :n]``."""
-    mount, planes, axes, focal, far, w, h = view
-    mnt = (mount[0], mount[1], mount[2])
-    pl = (
-        (planes[0, 0], planes[0, 1], planes[0, 2]),
-        (planes[1, 0], planes[1, 1], planes[1, 2]),
-        (planes[2, 0], planes[2, 1], planes[2, 2]),
-        (planes[3, 0], planes[3, 1], planes[3, 2]),
-    )
+    mnt, pl, focal, far = _cull_view(view)
     for k in range(n):
         b = boxes[_at(a, k)]
+        width2, radius2 = 2.0 * min(b[L.HX], b[L.HY]), 2.0 * b[L.RADIUS]
         out[0, k], out[1, k], out[2, k], out[3, k] = _cull_test(
             b[L.X],
             b[L.Y],
             b[L.Z] + b[L.HZ],
             b[L.RADIUS],
-            2.0 * min(b[L.HX], b[L.HY]),
+            width2,
             b[L.LOD_PX],
-            2.0 * b[L.RADIUS],
+            radius2,
             pose,
             mnt,
             pl,
@@ -535,19 +486,6 @@ def _face_lights(cb, j, wp, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _slab_axis_inv(o, inv, half, axis, tmin, tmax, face):
-    """One axis of :func:`_slab` given ``inv`` = 1 / the clamped direction (the same numbers)."""
-    t1 = (-half - o) * inv
-    t2 = (half - o) * inv
-    if t1 > t2:
-        t1, t2 = t2, t1
-    if t1 > tmin:
-        tmin = t1
-        face = 2 * axis + (1 if inv > 0.0 else 0)
-    return tmin, min(tmax, t2), face
-
-
-@numba.njit(cache=True, inline="always")
 def _box_distance(o, half):
     """A lower bound of every ray-test distance to a box from a camera at box-local ``o`` (half sizes
     ``half``): the distance to the box, less a margin far above the rounding of the test.
@@ -593,9 +531,9 @@ def _draw_box(j, cb, cd, pose, view, rays, bufs, scratch, wp):
             dx, dy = cp * ray_x + sp * ray_y, -sp * ray_x + cp * ray_y
             inv_x = 1.0 / (dx if abs(dx) >= 1e-12 else 1e-12)
             inv_y = 1.0 / (dy if abs(dy) >= 1e-12 else 1e-12)
-            tmin, tmax, face = _slab_axis_inv(ox, inv_x, hx, 0, -np.inf, np.inf, -1)
-            tmin, tmax, face = _slab_axis_inv(oy, inv_y, hy, 1, tmin, tmax, face)
-            tmin, tmax, face = _slab_axis_inv(oz, rz_inv[p], hz, 2, tmin, tmax, face)
+            tmin, tmax, face = _slab_axis(ox, inv_x, hx, 0, -np.inf, np.inf, -1)
+            tmin, tmax, face = _slab_axis(oy, inv_y, hy, 1, tmin, tmax, face)
+            tmin, tmax, face = _slab_axis(oz, rz_inv[p], hz, 2, tmin, tmax, face)
             if tmin <= tmax and tmin > L.NEAR_M and tmin < zbuf[p]:
                 if win[p] < 0:  # first box on this pixel: the colouring visits it
                     won[nwon[0]] = p
@@ -818,10 +756,8 @@ def _ground_texels(pose, gstart, gtab, tex, tix):
     tx, ty = pose[0] - tex_origin[0], pose[1] - tex_origin[1]
     for lvl in range(gstart.shape[0] - 1):
         off = 0 if lvl == 0 else loff[lvl]  # level 0: the labels; coarser levels: mean colours
-        q0 = gstart[lvl]
-        _texel_index(
-            gtab, q0, gstart[lvl + 1] - q0, tx, ty, ce, se, inv_scale[lvl], lh[lvl], lw[lvl], off, tix
-        )
+        q0, n = gstart[lvl], gstart[lvl + 1] - gstart[lvl]
+        _texel_index(gtab, q0, n, tx, ty, ce, se, inv_scale[lvl], lh[lvl], lw[lvl], off, tix)
     for q in range(gstart[1]):
         if tix[q] >= 0:
             _prefetch(lab0, tix[q])
@@ -877,11 +813,7 @@ def _colour_ground(flat, win, gpix, gstart, gtab, tex, wp, tix, scr):
                     i = tix[_at(q0, k)]
                     if i >= 0:
                         u = np.uint64(i)
-                        rgb[0, k], rgb[1, k], rgb[2, k] = (
-                            float(coarse[u, 0]),
-                            float(coarse[u, 1]),
-                            float(coarse[u, 2]),
-                        )
+                        rgb[0, k], rgb[1, k], rgb[2, k] = coarse[u, 0], coarse[u, 1], coarse[u, 2]
                     else:
                         rgb[0, k], rgb[1, k], rgb[2, k] = out0, out1, out2
             _ground_bytes(gtab, q0, n, rgb, fog_rgb, out)
@@ -896,7 +828,7 @@ def _colour_ground(flat, win, gpix, gstart, gtab, tex, wp, tix, scr):
 
 def cull_table(statics: np.ndarray) -> np.ndarray:
     """(7, S) per static box: world x, y, centre z, radius, twice the smaller half width, level-of-detail
-    pixels, twice the radius: what :func:`_cull` reads (formed as :func:`_consider` forms them)."""
+    pixels, twice the radius: what :func:`_cull` reads."""
     b = statics
     return np.ascontiguousarray(
         np.stack(
@@ -943,27 +875,10 @@ def kernel_tables(t, levels: int) -> tuple:
 
 @numba.njit(cache=True)
 def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex, wp, scr):
+    """One frame of camera ``c`` into ``img`` (H, W, 3): the steps of the module docstring."""
     rays, bg, gpix, gstart, gtab, mount, axes, planes, focal, gdist, tile0 = tabs
-    (
-        cb,
-        cd,
-        zbuf,
-        win,
-        wface,
-        local,
-        scratch,
-        tz,
-        flight,
-        cells,
-        cell_d,
-        order,
-        corder,
-        won,
-        nwon,
-        gscr,
-        bscr,
-        culled,
-    ) = scr
+    cb, cd, zbuf, win, wface, local, scratch, tz, flight, cells, cell_d = scr[:11]
+    order, corder, won, nwon, gscr, bscr, culled = scr[11:]
     h, w = img.shape[0], img.shape[1]
     view = (mount[c], planes[c], axes[c], focal[c], wp[L.W_FAR], w, h)
     bufs = (zbuf, tz, win, wface, local, flight, order, corder, won, nwon, culled)
@@ -975,9 +890,8 @@ def _render_one(img, pose, c, tabs, statics, index, actors, a0, a1, sig_row, tex
     nwon[0] = 0
     lamps_on = wp[L.W_LAMPS_ON] > 0.5
     n = 0
-    _cull_boxes(
-        actors, a0, a1 - a0, pose, view, culled
-    )  # actors first: they are near and hide what is behind
+    # actors first: they are near and hide what is behind them
+    _cull_boxes(actors, a0, a1 - a0, pose, view, culled)
     for k in range(a1 - a0):
         if culled[3, k] >= 0.0:
             vx, vy, vz, dist = culled[0, k], culled[1, k], culled[2, k], culled[3, k]
@@ -1009,24 +923,24 @@ def _scratch(cap, p, tiles, cells, g, ncull):
     actors), ``cells`` grid cells, ``g`` ground pixels a camera, and ``ncull`` boxes culled at
     once (the more of the statics and a frame's actors)."""
     return (
-        np.empty((cap, L.BOX_FIELDS)),
-        np.empty(cap),
-        np.empty(p),
-        np.empty(p, np.int32),
-        np.empty(p, np.int8),
-        np.empty((cap, 5)),
-        np.empty(24),
-        np.empty(tiles),
-        np.empty((cap, 6)),
-        np.empty(cells, np.int64),
-        np.empty(cells),
-        np.empty(cap, np.int64),
-        np.empty(cells, np.int64),
-        np.empty(p, np.uint64),
-        np.full(2, -1, np.int64),  # pixels won; the camera whose ground the depth buffer holds
+        np.empty((cap, L.BOX_FIELDS)),  # candidates: boxes that may show
+        np.empty(cap),  # their nearest possible distance (the drawing order)
+        np.empty(p),  # depth
+        np.empty(p, np.int32),  # the candidate that took each pixel (-1: none)
+        np.empty(p, np.int8),  # the face it took it with
+        np.empty((cap, 5)),  # per candidate drawn: the camera in its frame, its turn
+        np.empty(24),  # corners of one box
+        np.empty(tiles),  # the farthest depth of each tile
+        np.empty((cap, 6)),  # light on each face of the candidates drawn
+        np.empty(cells, np.int64),  # visible grid cells
+        np.empty(cells),  # their distance
+        np.empty(cap, np.int64),  # drawing order of candidates
+        np.empty(cells, np.int64),  # drawing order of cells
+        np.empty(p, np.uint64),  # pixels boxes took, in the order they took them
+        np.full(2, -1, np.int64),  # how many; the camera whose ground the depth buffer holds
         (np.empty(g, np.int64), np.empty((3, GROUND_CHUNK)), np.empty((3, GROUND_CHUNK), np.uint8)),
-        np.empty((6, p)),
-        np.empty((4, ncull)),
+        np.empty((6, p)),  # per pixel taken: gathered hits, fog, headlight
+        np.empty((4, ncull)),  # cull results
     )
 
 
@@ -1042,9 +956,10 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
 
     ``ego`` (B, EGO_FIELDS); ``actors`` (A, BOX_FIELDS) with frame ``b``'s boxes at
     ``actor_off[b]:actor_off[b + 1]``; ``sig`` (B, M) int8 light states; ``tabs`` the
-    camera tables tuple; ``statics`` (S, BOX_FIELDS) with its grid ``index`` (grid
-    (x0, y0, cell, rows, cols), start, order, radius, z); ``tex`` the ground tuple;
-    ``wp`` the weather vector; ``threads`` how many workers share the jobs.
+    camera tables (:func:`kernel_tables`); ``statics`` (S, BOX_FIELDS) sorted by grid cell,
+    with its grid ``index`` (grid (x0, y0, cell, rows, cols), each cell's first box,
+    bounding radius and centre height, :func:`cull_table`); ``tex`` the ground tuple; ``wp``
+    the weather vector; ``threads`` how many workers share the jobs.
     """
     nb, nc = out.shape[0], out.shape[1]
     p = out.shape[2] * out.shape[3]

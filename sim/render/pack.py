@@ -267,8 +267,7 @@ def _expand_fitting(ids, types, xyz, yaw, half, parts, part_start, out):
 
 @numba.njit(cache=True, _nrt=False)
 def _box_offsets(types, counts, part_start, box_off):
-    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); returns
-    the total."""
+    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); the total."""
     a = 0
     for b in range(len(counts)):
         n = 0
