@@ -60,29 +60,12 @@ WALKER_HALF_HEIGHT_M = 0.9
 
 
 @numba.njit(cache=True)
-def _pack_actors(
-    hidden,
-    t_ids,
-    t_type,
-    tx,
-    ty,
-    tz,
-    tyaw,
-    tspeed,
-    thl,
-    thw,
-    theight,
-    w_ids,
-    wx,
-    wy,
-    wz,
-    wyaw,
-    wvel,
-    whl,
-    whw,
-):
+def _pack_actors(hidden, vehicles, walkers):
     """The arrays of :class:`Actors`: the vehicles that are not hidden (scripted, not
-    entered yet), then the walkers; new arrays every call (states are kept by callers)."""
+    entered yet), then the walkers; new arrays every call (states are kept by callers).
+    ``vehicles`` and ``walkers``: the column tuples of :func:`_actor_arrays`."""
+    t_ids, t_type, tx, ty, tz, tyaw, tspeed, thl, thw, theight = vehicles
+    w_ids, wx, wy, wz, wyaw, wvel, whl, whw = walkers
     n = 0
     for i in range(hidden.shape[0]):
         n += not hidden[i]
@@ -156,80 +139,18 @@ def _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw):
 
 
 @numba.njit(cache=True)
-def _actor_arrays(
-    ex,
-    ey,
-    eyaw,
-    ehl,
-    ehw,
-    ez,
-    hidden,
-    t_ids,
-    t_type,
-    tx,
-    ty,
-    tz,
-    tyaw,
-    tspeed,
-    thl,
-    thw,
-    theight,
-    w_ids,
-    wx,
-    wy,
-    wz,
-    wyaw,
-    wvel,
-    whl,
-    whw,
-):
+def _actor_arrays(ego, hidden, vehicles, walkers):
     """One call for what the tick needs of the actors' boxes: the arrays of :class:`Actors`
     (:func:`_pack_actors`), the ego's contacts (:func:`_ego_touches`; the ego's box and
-    height first) and the touching NPC pairs (:func:`_npc_touches`)."""
-    ids, types, xyz, yaw, half, vel = _pack_actors(
-        hidden,
-        t_ids,
-        t_type,
-        tx,
-        ty,
-        tz,
-        tyaw,
-        tspeed,
-        thl,
-        thw,
-        theight,
-        w_ids,
-        wx,
-        wy,
-        wz,
-        wyaw,
-        wvel,
-        whl,
-        whw,
-    )
-    touches = _ego_touches(
-        ex,
-        ey,
-        eyaw,
-        ehl,
-        ehw,
-        ez,
-        tx,
-        ty,
-        tz,
-        tyaw,
-        thl,
-        thw,
-        t_ids,
-        t_type,
-        wx,
-        wy,
-        wz,
-        wyaw,
-        whl,
-        whw,
-        w_ids,
-    )
+    height first) and the touching NPC pairs (:func:`_npc_touches`).
+
+    ``ego``: (x, y, yaw, half length, half width, height); ``vehicles``: (ids, type, x, y,
+    z, yaw, speed, half length, half width, height); ``walkers``: (ids, x, y, z, yaw,
+    velocity, half length, half width)."""
+    t_ids, t_type, tx, ty, tz, tyaw, _, thl, thw, _ = vehicles
+    w_ids, wx, wy, wz, wyaw, _, whl, whw = walkers
+    ids, types, xyz, yaw, half, vel = _pack_actors(hidden, vehicles, walkers)
+    touches = _ego_touches(*ego, tx, ty, tz, tyaw, thl, thw, t_ids, t_type, wx, wy, wz, wyaw, whl, whw, w_ids)
     pairs = _npc_touches(tx, ty, tz, tyaw, thl, thw, wx, wy, wz, wyaw, whl, whw)
     return ids, types, xyz, yaw, half, vel, touches, pairs
 
@@ -622,11 +543,10 @@ class EmbeddedBackend(Backend):
         then walker, its box overlaps; the touching NPC pairs (see :meth:`_npc_collisions`)."""
         t, w, e = self.traffic, self.walkers, self._ego
         cx, cy = e.centre()
-        ids, types, xyz, yaw, half, vel, touches, pairs = _actor_arrays(
-            cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m, self._ego_z(),
-            t.hidden, t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height,
-            w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid,
-        )  # fmt: skip
+        ego = (cx, cy, float(e.yaw[0]), 0.5 * e.params.length_m, 0.5 * e.params.width_m, self._ego_z())
+        vehicles = (t.ids, t.type, t.x, t.y, t.z, t.yaw, t.speed, t.half_len, t.half_wid, t.height)
+        walkers = (w.ids, w.x, w.y, w.z, w.yaw, w.velocity, w.half_len, w.half_wid)
+        ids, types, xyz, yaw, half, vel, touches, pairs = _actor_arrays(ego, t.hidden, vehicles, walkers)
         actors = Actors(id=ids, type=types, xyz_m=xyz, yaw_rad=yaw, half_extent_m=half, velocity_mps=vel)
         contacts = [(a, b) for a, b in touches.tolist()] if len(touches) else []
         return actors, contacts, pairs
