@@ -205,9 +205,11 @@ def pack_states(states, signal_rows: int) -> Packed:
         yaw = np.concatenate([a.yaw_rad for a in actors])
         half = np.concatenate([a.half_extent_m for a in actors])
         counts = np.array([len(a.id) for a in actors], np.int64)
-    ids, types, xyz, yaw, half = _actor_columns(ids, types, xyz, yaw, half)
+    ids, xyz, yaw, half = _actor_columns(ids, xyz, yaw, half)
     box_off = np.zeros(b + 1, np.int64)
     total = _box_offsets(types, counts, _PART_START, box_off)
+    if total < 0:
+        raise _type_error()
     actors = np.empty((total, L.BOX_FIELDS))
     _expand(ids, types, xyz, yaw, half, _PARTS, _PART_START, actors)
     return Packed(ego, actors, box_off, sig)
@@ -222,11 +224,10 @@ def pack_into(state, k: int, ego: np.ndarray, sig: np.ndarray, boxes: np.ndarray
     if sig.shape[1]:
         sig[k] = _lights(state, sig.shape[1])
     a = state.actors
-    f64 = np.float64
-    xyz, yaw, half = np.asarray(a.xyz_m, f64), np.asarray(a.yaw_rad, f64), np.asarray(a.half_extent_m, f64)
-    n = _expand_fitting(np.asarray(a.id, np.int64), a.type, xyz, yaw, half, _PARTS, _PART_START, boxes[k])
+    ids, xyz, yaw, half = _actor_columns(a.id, a.xyz_m, a.yaw_rad, a.half_extent_m)
+    n = _expand_fitting(ids, a.type, xyz, yaw, half, _PARTS, _PART_START, boxes[k])
     if n < 0:
-        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
+        raise _type_error()
     return n
 
 
@@ -240,14 +241,22 @@ def _lights(state, signal_rows: int):
     return light
 
 
-def _actor_columns(ids, types, xyz, yaw, half):
-    """The actor arrays as the kernels take them; a type outside ActorType is a ConfigError."""
-    types = np.asarray(types, np.int64)
-    if len(types) and (types.min() < 0 or types.max() >= _TYPES):
-        raise ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
-    ids = np.asarray(ids, np.int64)
-    xyz, yaw, half = (np.asarray(v, np.float64) for v in (xyz, yaw, half))
-    return ids, types, xyz, yaw, half
+def _actor_columns(ids, xyz, yaw, half):
+    """The actor arrays as the kernels take them (types as they are: the kernels check them)."""
+    f64 = np.float64
+    return np.asarray(ids, np.int64), np.asarray(xyz, f64), np.asarray(yaw, f64), np.asarray(half, f64)
+
+
+def _type_error() -> ConfigError:
+    return ConfigError(f"actor types must be ActorType values 0..{_TYPES - 1}")
+
+
+@numba.njit(cache=True, _nrt=False, inline="always")
+def _parts_of(t, part_start):
+    """How many boxes an actor of type ``t`` has; -1 for a type outside ActorType."""
+    if t < 0 or t >= len(part_start) - 1:
+        return -1
+    return part_start[t + 1] - part_start[t]
 
 
 @numba.njit(cache=True, _nrt=False, nogil=True)
@@ -256,10 +265,10 @@ def _expand_fitting(ids, types, xyz, yaw, half, parts, part_start, out):
     (-1 for a type outside ActorType)."""
     n = 0
     for a in range(len(ids)):
-        t = types[a]
-        if t < 0 or t >= len(part_start) - 1:
+        parts_a = _parts_of(types[a], part_start)
+        if parts_a < 0:
             return -1
-        n += part_start[t + 1] - part_start[t]
+        n += parts_a
     if n <= len(out):
         _expand(ids, types, xyz, yaw, half, parts, part_start, out)
     return n
@@ -267,12 +276,16 @@ def _expand_fitting(ids, types, xyz, yaw, half, parts, part_start, out):
 
 @numba.njit(cache=True, _nrt=False)
 def _box_offsets(types, counts, part_start, box_off):
-    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); the total."""
+    """Frame ``b``'s boxes start at ``box_off[b]`` (the parts of its ``counts[b]`` actors); the total
+    (-1 for a type outside ActorType)."""
     a = 0
     for b in range(len(counts)):
         n = 0
         for _ in range(counts[b]):
-            n += part_start[types[a] + 1] - part_start[types[a]]
+            parts_a = _parts_of(types[a], part_start)
+            if parts_a < 0:
+                return -1
+            n += parts_a
             a += 1
         box_off[b + 1] = box_off[b] + n
     return box_off[len(counts)]
