@@ -438,6 +438,24 @@ def test_a_render_thread_error_reaches_collect(monkeypatch):
 
 
 @needs_shared
+def test_actors_of_an_unknown_type_are_refused():
+    _, scene, state = _world(TOWN01)
+    e = state.ego
+    odd = _state(e, _actors([(3, 99, e.x_m + 9.0, e.y_m, e.z_m, 0.0, 2.2, 1.0, 0.8)]), state.signals)
+    renderer = Renderer(scene, rig("front"), weather_preset("noon"))
+    with pytest.raises(ConfigError, match="ActorType values"):
+        renderer.render(odd)
+    if workers_available():
+        workers = RenderWorkers(renderer, 1, 1, box_capacity=64)
+        try:
+            workers.begin()
+            with pytest.raises(ConfigError, match="ActorType values"):
+                workers.add(0, odd)
+        finally:
+            workers.close()
+
+
+@needs_shared
 def test_states_with_the_wrong_signal_rows_are_refused():
     backend, scene, state = _world(TOWN01)
     bad = WorldState(0, 0.0, state.ego, state.actors, SignalStates.empty())
