@@ -918,10 +918,14 @@ def _restore(zbuf, win, won, n, depth):
 
 
 @numba.njit(cache=True)
-def _scratch(cap, p, tiles, cells, g, ncull):
-    """One worker's buffers for frames of ``p`` pixels with at most ``cap`` boxes (statics and
-    actors), ``cells`` grid cells, ``g`` ground pixels a camera, and ``ncull`` boxes culled at
-    once (the more of the statics and a frame's actors)."""
+def _scratch(out, tabs, statics, index, actor_boxes):
+    """One worker's buffers for the frames of ``out`` (B, C, H, W, 3) with at most
+    ``actor_boxes`` actor boxes a frame (the other arguments as :func:`_render_frames`')."""
+    p = out.shape[2] * out.shape[3]
+    tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
+    cap = statics.shape[0] + actor_boxes  # statics and actors
+    cells, g = index[1].shape[0], tabs[2].shape[1]  # grid cells; ground pixels a camera
+    ncull = max(statics.shape[0], actor_boxes)  # boxes culled at once
     return (
         np.empty((cap, L.BOX_FIELDS)),  # candidates: boxes that may show
         np.empty(cap),  # their nearest possible distance (the drawing order)
@@ -962,15 +966,10 @@ def _render_frames(out, ego, actors, actor_off, sig, tabs, statics, index, tex, 
     the weather vector; ``threads`` how many workers share the jobs.
     """
     nb, nc = out.shape[0], out.shape[1]
-    p = out.shape[2] * out.shape[3]
-    cap = statics.shape[0] + actors.shape[0]
-    tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
-    cells = index[1].shape[0]
-    g = tabs[2].shape[1]
     jobs = nb * nc
     workers = max(1, min(threads, jobs))
     for worker in prange(workers):  # scratch once per worker, jobs dealt round-robin
-        scr = _scratch(cap, p, tiles, cells, g, max(statics.shape[0], actors.shape[0]))
+        scr = _scratch(out, tabs, statics, index, actors.shape[0])
         for job in range(worker, jobs, workers):
             b, c = job // nc, job % nc
             _render_one(
@@ -1102,10 +1101,7 @@ def serve_slots(sync, ctl, out, ego, boxes, nbox, sig, tabs, statics, index, tex
     worker has claimed, then wait until the workers' slots are done.
     """
     nc = out.shape[1]
-    p = out.shape[2] * out.shape[3]
-    tiles = ((out.shape[2] + TILE_PX - 1) // TILE_PX, (out.shape[3] + TILE_PX - 1) // TILE_PX)
-    cap = statics.shape[0] + boxes.shape[1]
-    scr = _scratch(cap, p, tiles, index[1].shape[0], tabs[2].shape[1], max(statics.shape[0], boxes.shape[1]))
+    scr = _scratch(out, tabs, statics, index, boxes.shape[1])
     while True:
         if worker:
             _wait_polling(sync, SEM_WORK)
