@@ -134,10 +134,9 @@ class CameraSet:
         w = self._workers
         if (
             w is None
+            or w.error is not None  # a failed one has raised its error once
             or (w.renderer, w.slots, w.threads) != (renderer, len(worlds), threads)
-            or (
-                w.box_capacity < self._box_room or w.error is not None  # a failed one raised its error once
-            )
+            or w.box_capacity < self._box_room
         ):
             self.close()
             w = self._workers = RenderWorkers(renderer, len(worlds), threads, self._box_room)
@@ -201,10 +200,16 @@ class Frames:
     def result(self) -> tuple[np.ndarray, list[np.ndarray]]:
         if self._added < len(self.worlds):
             raise RuntimeError("every world's state must be added before the frames are read")
-        extra = [self.cameras.render_batch([w], [s])[0] for w, s in self.extra]
         w = self._workers
+        # what the stepping thread draws, in one batched call: every world without workers
+        # (else the worlds they do not draw), then the extra images
+        mine = range(len(self.worlds)) if w is None else self._own
+        worlds = [self.worlds[k] for k in mine] + [world for world, _ in self.extra]
+        states = [self.states[k] for k in mine] + [state for _, state in self.extra]
+        drawn = self.cameras.render_batch(worlds, states) if worlds else None
+        extra = [drawn[len(mine) + j].copy() for j in range(len(self.extra))]
         if w is None:
-            return self.cameras.render_batch(self.worlds, self.states), extra
-        for k in self._own:  # while the workers draw the others
-            w.out[k] = self.cameras.render_batch([self.worlds[k]], [self.states[k]])[0]
+            return (drawn[: len(mine)].copy() if extra else drawn), extra
+        for j, k in enumerate(mine):  # while the workers draw the others
+            w.out[k] = drawn[j]
         return w.collect().copy(), extra

@@ -102,15 +102,14 @@ class WorldBatch:
             frames.add_extra(self.worlds[k], r.state)
         parts = [r.observation for r in results]
         # np.array of same-shaped arrays: np.stack's array at a fraction of its cost
-        obs = {
-            "camera": None,
+        rest = {
             "route": np.array([p["route"] for p in parts]),
             "speed": np.array([p["speed"] for p in parts]),
             "command": np.array([p["command"] for p in parts], np.int64),
             "command_distance_m": np.array([p["command_distance_m"] for p in parts]),
         }
         cams, extra_cams = frames.result()  # last: render threads draw meanwhile
-        obs["camera"] = cams
+        obs = {"camera": cams, **rest}
         singles = [{"camera": cam, **r.observation} for cam, (_, r) in zip(extra_cams, extra, strict=True)]
         for k, r in enumerate(results):
             self.last_obs[k] = {"camera": cams[k], **r.observation}

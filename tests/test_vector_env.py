@@ -131,6 +131,27 @@ def test_one_render_call_per_step_for_all_worlds(assets):
     venv.close()
 
 
+def test_same_step_final_observations_are_in_the_step_s_one_render_call(assets):
+    venv = DrivingVectorEnv(3, assets=assets, autoreset_mode=AutoresetMode.SAME_STEP, **SHORT)
+    venv.reset(seed=1)
+    renderer = venv.batch.cameras.renderer_for(venv.batch.worlds[0])
+    calls = []
+    original = renderer.render_batch
+
+    def counting(states):
+        calls.append(len(states))
+        return original(states)
+
+    renderer.render_batch = counting
+    finals = []
+    for t, act in enumerate(actions_for(30, 3, seed=2)):
+        _, _, _, _, info = venv.step(act)
+        finals.append(int(info["_final_obs"].sum()) if "final_obs" in info else 0)
+        assert len(calls) == t + 1
+    assert sum(finals) > 0 and calls == [3 + f for f in finals]
+    venv.close()
+
+
 @pytest.fixture
 def two_threads():
     """numba at 2 threads for one test: the vector env then draws on a render thread."""
