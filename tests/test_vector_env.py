@@ -113,11 +113,10 @@ def test_same_step_autoreset_returns_the_final_observation_in_info(assets):
     venv.close()
 
 
-def test_one_render_call_per_step_for_all_worlds(assets):
-    venv = DrivingVectorEnv(4, assets=assets, **SMALL)
-    venv.reset(seed=0)
+def render_calls(venv) -> list[int]:
+    """The number of states of each render call the env's renderer gets from now on."""
     renderer = venv.batch.cameras.renderer_for(venv.batch.worlds[0])
-    calls = []
+    calls: list[int] = []
     original = renderer.render_batch
 
     def counting(states):
@@ -125,6 +124,13 @@ def test_one_render_call_per_step_for_all_worlds(assets):
         return original(states)
 
     renderer.render_batch = counting
+    return calls
+
+
+def test_one_render_call_per_step_for_all_worlds(assets):
+    venv = DrivingVectorEnv(4, assets=assets, **SMALL)
+    venv.reset(seed=0)
+    calls = render_calls(venv)
     for t in range(3):
         venv.step(actions_for(1, 4, t)[0])
     assert calls == [4, 4, 4]
@@ -134,15 +140,7 @@ def test_one_render_call_per_step_for_all_worlds(assets):
 def test_same_step_final_observations_are_in_the_step_s_one_render_call(assets):
     venv = DrivingVectorEnv(3, assets=assets, autoreset_mode=AutoresetMode.SAME_STEP, **SHORT)
     venv.reset(seed=1)
-    renderer = venv.batch.cameras.renderer_for(venv.batch.worlds[0])
-    calls = []
-    original = renderer.render_batch
-
-    def counting(states):
-        calls.append(len(states))
-        return original(states)
-
-    renderer.render_batch = counting
+    calls = render_calls(venv)
     finals = []
     for t, act in enumerate(actions_for(30, 3, seed=2)):
         _, _, _, _, info = venv.step(act)
